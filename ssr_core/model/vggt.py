@@ -399,7 +399,10 @@ class VGGTAggregator(nn.Module):
         B, S, _, H, W = images.shape
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(f"image size {H}x{W} is not a multiple of the patch size {self.patch_size}")
-        patch_tokens = self.patch_embed(self.normalize(images))  # [B*S, h*w, C]
+        # Normalise in the input precision, then feed the weights' dtype (a no-op for float32
+        # weights, which under autocast stay float32 and let autocast pick the compute type).
+        normalized = self.normalize(images).to(self.camera_token.dtype)
+        patch_tokens = self.patch_embed(normalized)  # [B*S, h*w, C]
         tokens = torch.cat(
             (
                 self._special_tokens(self.camera_token, B, S),  # [B*S, 1, C]
