@@ -1,0 +1,96 @@
+"""`SSRConfig`: what an SSR checkpoint needs beyond the base Qwen2.5-VL config (`ssr_config.json`).
+
+The base model's own hyper-parameters stay in the transformers `config.json` next to it; this
+file records only the SSR choices: variant, VGGT layer and size, token insertion, frame count
+and size, and the prompt-format version the checkpoint was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SSR_CONFIG_NAME = "ssr_config.json"
+VARIANTS = ("2d", "3d")
+INSERTIONS = ("interleaved", "sequential")
+
+
+def _prompt_format_version() -> str:
+    try:
+        from ssr_core.prompts import PROMPT_FORMAT_VERSION
+    except ImportError:  # prompts module not present in this checkout
+        return "1"
+    return str(PROMPT_FORMAT_VERSION)
+
+
+@dataclass
+class SSRConfig:
+    """SSR-specific settings.
+
+    variant: "2d" (the base model alone) or "3d" (plus the VGGT spatial branch).
+    spatial_layer: 0-based VGGT aggregator layer read by the 3D branch (22 = the paper's "23rd").
+    insertion: "interleaved" (visual t, spatial t, visual t+1, ...) or "sequential" (all visual,
+        then all spatial); only used by "3d".
+    num_frames: frames per window fed to the model (even: Qwen groups frames in pairs).
+    image_size: (height, width) every frame is resized to; multiples of 28 so that the 14-px
+        patch grids of the ViT and of VGGT coincide and the 2x2 merge is exact.
+    video_fps: sampling rate assumed for the temporal M-RoPE stride of the 2D layout
+        (Qwen's `second_per_grid_ts = temporal_patch_size / fps`).
+    vggt_config: VGGTConfig fields as a dict; None means the official VGGT-1B aggregator.
+    vggt_path: where the VGGT weights live (not stored in the SSR checkpoint); may be None.
+    """
+
+    variant: str = "3d"
+    spatial_layer: int = 22
+    insertion: str = "interleaved"
+    num_frames: int = 32
+    image_size: tuple[int, int] = (336, 448)
+    video_fps: float = 2.0
+    vggt_config: dict[str, Any] | None = None
+    vggt_path: str | None = None
+    prompt_format_version: str = field(default_factory=_prompt_format_version)
+
+    def __post_init__(self) -> None:
+        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.insertion not in INSERTIONS:
+            raise ValueError(f"insertion must be one of {INSERTIONS}, got {self.insertion!r}")
+        if self.num_frames < 2 or self.num_frames % 2:
+            raise ValueError(f"num_frames must be even and >= 2, got {self.num_frames}")
+        if any(s <= 0 or s % 28 for s in self.image_size):
+            raise ValueError(f"image_size must be positive multiples of 28, got {self.image_size}")
+
+    @property
+    def layout(self) -> str:
+        """Token layout of the video span (see `position_ids.py`)."""
+        return "visual" if self.variant == "2d" else self.insertion
+
+    @property
+    def vggt_embed_dim(self) -> int:
+        return int((self.vggt_config or {}).get("embed_dim", 1024))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["image_size"] = list(self.image_size)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SSRConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SSRConfig fields: {unknown}")
+        return cls(**data)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        path = Path(directory) / SSR_CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> SSRConfig:
+        return cls.from_dict(json.loads((Path(directory) / SSR_CONFIG_NAME).read_text()))
