@@ -1,0 +1,146 @@
+"""Window buffer and inference worker: sampling, bounded memory, newest-window-wins accounting."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ssr_ros.inference_worker import InferenceWorker, QueueFull
+from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer, uniform_indices
+
+
+def _frame(i: int, shape=(4, 6, 3)) -> Frame:
+    return Frame(stamp_ns=i * 100_000_000, image=np.full(shape, i % 256, np.uint8), frame_id="cam")
+
+
+def test_uniform_indices():
+    assert uniform_indices(3, 32).tolist() == [0, 1, 2]
+    assert uniform_indices(10, 4).tolist() == [0, 3, 6, 9]
+    idx = uniform_indices(1000, 32)
+    assert len(set(idx.tolist())) == 32 and idx[0] == 0 and idx[-1] == 999
+
+
+def test_since_last_samples_new_frames_only():
+    buf = WindowBuffer(capacity=64, window_frames=4, min_frames=2)
+    for i in range(10):
+        buf.add(_frame(i))
+    w = buf.take_window()
+    assert isinstance(w, Window)
+    assert w.frames.shape == (4, 4, 6, 3) and w.candidates == 10
+    assert [s // 100_000_000 for s in w.stamps_ns] == [0, 3, 6, 9]
+    assert w.first_stamp_ns == 0 and w.frame_id == "cam"
+    buf.add(_frame(10))
+    assert buf.take_window() == TooFewFrames(available=1, required=2)
+    buf.add(_frame(11))  # the frame of the refused window is still a candidate
+    w2 = buf.take_window()
+    assert [s // 100_000_000 for s in w2.stamps_ns] == [10, 11]
+
+
+def test_duration_mode_uses_the_last_seconds():
+    buf = WindowBuffer(capacity=64, window_frames=32, min_frames=1, mode="duration", duration_s=0.5)
+    for i in range(20):
+        buf.add(_frame(i))
+    w = buf.take_window()
+    assert [s // 100_000_000 for s in w.stamps_ns] == [14, 15, 16, 17, 18, 19]
+
+
+def test_ring_is_bounded_and_counts_uncovered_evictions():
+    buf = WindowBuffer(capacity=8, window_frames=4, min_frames=1)
+    for i in range(8):
+        buf.add(_frame(i))
+    buf.take_window()  # covers frames 0..7
+    for i in range(8, 28):
+        buf.add(_frame(i))
+    assert len(buf._ring) == 8
+    assert buf.received == 28
+    assert buf.dropped == 12  # 8 covered frames were evicted silently, then 12 never-covered ones
+    assert buf.pending() == 8
+
+
+def test_resolution_change_keeps_the_newest_shape():
+    buf = WindowBuffer(capacity=16, window_frames=8, min_frames=1)
+    buf.add(_frame(0, shape=(8, 8, 3)))
+    buf.add(_frame(1))
+    assert buf.take_window().frames.shape == (1, 4, 6, 3)
+
+
+def test_invalid_configuration():
+    with pytest.raises(ValueError):
+        WindowBuffer(capacity=8, window_frames=4, min_frames=5)
+    with pytest.raises(ValueError):
+        WindowBuffer(capacity=2, window_frames=4, min_frames=1)
+    with pytest.raises(ValueError):
+        WindowBuffer(capacity=8, window_frames=4, min_frames=1, mode="sometimes")
+
+
+def test_worker_newest_window_wins_and_every_window_is_counted():
+    release = threading.Event()
+    seen = []
+
+    def process(w):
+        release.wait(5)
+        seen.append(w)
+
+    worker = InferenceWorker(process, max_asks=2)
+    worker.start()
+    worker.submit_window(1)
+    time.sleep(0.05)  # 1 is running now
+    assert worker.submit_window(2) is False
+    assert worker.submit_window(3) is True  # replaced 2
+    release.set()
+    deadline = time.monotonic() + 5
+    while worker.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop(5)
+    assert seen == [1, 3]
+    assert worker.submitted == worker.processed + worker.skipped == 3 and worker.skipped == 1
+
+
+def test_worker_asks_first_bounded_and_errors_reported():
+    gate = threading.Event()
+    order, errors = [], []
+
+    def process(w):
+        gate.wait(5)
+        order.append(("window", w))
+        if w == "bad":
+            raise RuntimeError("boom")
+
+    worker = InferenceWorker(process, max_asks=2, on_error=lambda what, exc: errors.append(str(exc)))
+    worker.start()
+    worker.submit_window("bad")
+    time.sleep(0.05)
+    worker.submit_window("w2")
+    a1 = worker.submit_ask(lambda: order.append(("ask", 1)) or 1)
+    a2 = worker.submit_ask(lambda: 1 / 0)
+    with pytest.raises(QueueFull):
+        worker.submit_ask(lambda: 3)
+    gate.set()
+    assert a1.result(5) == 1
+    with pytest.raises(ZeroDivisionError):
+        a2.result(5)
+    deadline = time.monotonic() + 5
+    while worker.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop(5)
+    assert order == [("window", "bad"), ("ask", 1), ("window", "w2")]
+    assert errors == ["boom"] and worker.failed == 1 and worker.processed == 2
+
+
+def test_worker_skips_asks_cancelled_while_queued():
+    gate = threading.Event()
+    worker = InferenceWorker(lambda w: gate.wait(5), max_asks=1)
+    worker.start()
+    worker.submit_window(1)
+    time.sleep(0.05)
+    ran = []
+    fut = worker.submit_ask(lambda: ran.append(1))
+    assert fut.cancel()
+    gate.set()
+    time.sleep(0.1)
+    worker.submit_ask(lambda: 2).result(5)  # the slot was freed
+    worker.stop(5)
+    assert ran == []
