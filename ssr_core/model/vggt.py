@@ -357,12 +357,14 @@ class VGGTAggregator(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Random init in the spirit of the official one (only for random-weight benchmarks/tests)."""
+        """Random init in the spirit of the official one (random-weight benchmarks; also after ``to_empty``)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, nn.Conv2d)):
+                m.reset_parameters()
             elif isinstance(m, LayerScale):
                 m.gamma.fill_(m.init_values)
         nn.init.normal_(self.camera_token, std=1e-6)
@@ -371,6 +373,7 @@ class VGGTAggregator(nn.Module):
             nn.init.trunc_normal_(self.patch_embed.pos_embed, std=0.02)
             nn.init.normal_(self.patch_embed.cls_token, std=1e-6)
             nn.init.normal_(self.patch_embed.register_tokens, std=1e-6)
+            nn.init.zeros_(self.patch_embed.mask_token)
 
     # -- pieces of the forward pass (public so the parity tests can check intermediates) --
 
