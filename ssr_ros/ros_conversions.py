@@ -1,0 +1,120 @@
+"""WindowPerception / SpatialAnswer -> ssr_msgs messages (no rclpy, only message classes).
+
+The node stays a thin adapter: everything about how a perception maps onto message fields
+(layout fallback for objects outside the graph, per-triplet inconsistency, option indices) is here
+and unit-tested without DDS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from ssr_msgs.msg import BoundingBox7DoF, Detections7DoF, SceneGraph
+from ssr_msgs.msg import LocalCogMap as LocalCogMapMsg
+from std_msgs.msg import Header
+
+
+def stamp_from_ns(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def ns_from_stamp(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def header(frame_id: str, stamp_ns: int) -> Header:
+    return Header(frame_id=frame_id, stamp=stamp_from_ns(stamp_ns))
+
+
+def box_msg(obj) -> BoundingBox7DoF:
+    x, y, z, length, width, height, yaw = (float(v) for v in np.asarray(obj.box7, dtype=np.float64))
+    return BoundingBox7DoF(
+        instance_id=obj.instance_id, label=obj.label, x=x, y=y, z=z,
+        length=length, width=width, height=height, yaw=yaw, score=float(obj.score),
+    )
+
+
+def detections_msg(perception, hdr: Header, num_frames: int, latency_s: float) -> Detections7DoF:
+    return Detections7DoF(
+        header=hdr,
+        window_id=int(perception.window_id),
+        boxes=[box_msg(o) for o in perception.objects],
+        num_frames=int(num_frames),
+        latency=float(latency_s),
+    )
+
+
+def _cell(cell) -> list[int]:
+    return [int(cell[0]), int(cell[1])]
+
+
+def scene_graph_msg(perception, hdr: Header) -> SceneGraph:
+    """Objects the layout did not place (in no triplet) keep their box centre as layout position."""
+    positions = perception.layout.positions if perception.layout is not None else {}
+    residuals = perception.layout.residuals if perception.layout is not None else ()
+    inconsistent = set(int(i) for i in perception.inconsistent)
+    ids, labels, xs, ys = [], [], [], []
+    for o in perception.objects:
+        xy = positions.get(o.instance_id, np.asarray(o.box7)[:2])
+        ids.append(o.instance_id)
+        labels.append(o.label)
+        xs.append(float(xy[0]))
+        ys.append(float(xy[1]))
+    triplets = [
+        LocalCogMapMsg(
+            anchor1=t.anchor1, anchor2=t.anchor2, target=t.target,
+            anchor1_cell=_cell(t.anchor1_cell), anchor2_cell=_cell(t.anchor2_cell),
+            target_cell=_cell(t.target_cell), clipped=bool(t.clipped),
+            inconsistent=i in inconsistent,
+            residual=float(residuals[i]) if i < len(residuals) else float("nan"),
+        )
+        for i, t in enumerate(perception.triplets)
+    ]
+    return SceneGraph(
+        header=hdr, window_id=int(perception.window_id), instance_ids=ids, labels=labels,
+        layout_x=xs, layout_y=ys, triplets=triplets,
+    )
+
+
+def option_index(value, options: Sequence[str]) -> int:
+    """Index of the chosen option: exact text, or the option's leading letter ("B" / "B." ...)."""
+    if not options or not isinstance(value, str):
+        return -1
+    text = value.strip()
+    if text in options:
+        return list(options).index(text)
+    letter = text.rstrip(".").upper()
+    for i, opt in enumerate(options):
+        if len(letter) == 1 and opt.strip().upper().startswith(letter + "."):
+            return i
+    return -1
+
+
+def fill_ask_response(resp, answer, options: Sequence[str], window_id: int, latency_s: float):
+    """Copy a SpatialAnswer into an AskSpatial response."""
+    resp.success = bool(answer.success)
+    resp.answer = str(answer.answer or "")
+    resp.error = "" if answer.success else str(answer.error or "the model's answer could not be parsed")
+    resp.option_index = option_index(answer.value, options)
+    value = answer.value
+    numeric = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    resp.has_value = bool(numeric and not options)
+    resp.value = float(value) if resp.has_value else float("nan")
+    resp.window_id = int(window_id)
+    resp.latency = float(latency_s)
+    return resp
+
+
+def fail_ask_response(resp, error: str, window_id: int = 0, latency_s: float = 0.0):
+    resp.success = False
+    resp.answer = ""
+    resp.error = error
+    resp.option_index = -1
+    resp.value = float("nan")
+    resp.has_value = False
+    resp.window_id = int(window_id)
+    resp.latency = float(latency_s)
+    return resp

@@ -1,0 +1,160 @@
+"""Perception -> messages, markers, canonical-frame placement and TF (no DDS)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ssr_msgs.msg", reason="needs the built ssr_msgs interface package (scripts/setup.sh)")
+from ssr_msgs.srv import AskSpatial  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from ssr_core.cogmap import LocalCogMap  # noqa: E402
+from ssr_core.frames import CanonicalFrame  # noqa: E402
+from ssr_ros.markers import window_markers  # noqa: E402
+from ssr_ros.ros_conversions import (  # noqa: E402
+    detections_msg,
+    fail_ask_response,
+    fill_ask_response,
+    header,
+    ns_from_stamp,
+    option_index,
+    scene_graph_msg,
+)
+from ssr_ros.tf_publishing import (  # noqa: E402
+    PoseHistory,
+    matrix_from_pose,
+    place_canonical,
+    transform_msg,
+    window_transforms,
+)
+
+
+def _perception():
+    objects = [
+        SimpleNamespace(instance_id="chair_0", label="chair", box7=np.array([1.0, 0.5, 0.4, 0.5, 0.6, 0.8, 0.3]),
+                        score=1.0),
+        SimpleNamespace(instance_id="table_0", label="table", box7=np.array([2.0, -1.0, 0.4, 1.2, 0.8, 0.75, -1.0]),
+                        score=0.5),
+        SimpleNamespace(instance_id="lamp_0", label="lamp", box7=np.array([0.5, 2.0, 1.0, 0.3, 0.3, 1.5, 0.0]),
+                        score=1.0),
+        SimpleNamespace(instance_id="cup_0", label="cup", box7=np.array([3.0, 3.0, 0.8, 0.1, 0.1, 0.1, 0.0]),
+                        score=1.0),
+    ]
+    triplets = [LocalCogMap("chair_0", "table_0", "lamp_0", (5, 5), (5, 2), (3, 8), False)]
+    layout = SimpleNamespace(positions={"chair_0": np.array([1.0, 0.5]), "table_0": np.array([2.0, -1.0]),
+                                        "lamp_0": np.array([0.6, 2.1])}, residuals=np.array([0.25]))
+    return SimpleNamespace(window_id=7, objects=objects, triplets=triplets, layout=layout, inconsistent=[0],
+                           failures=[], timings={})
+
+
+def test_detections_and_scene_graph():
+    p = _perception()
+    hdr = header("ssr_canonical", 12_000_000_345)
+    det = detections_msg(p, hdr, num_frames=32, latency_s=0.5)
+    assert det.header.frame_id == "ssr_canonical" and ns_from_stamp(det.header.stamp) == 12_000_000_345
+    assert det.window_id == 7 and det.num_frames == 32 and det.latency == pytest.approx(0.5)
+    b = det.boxes[1]
+    assert (b.instance_id, b.label) == ("table_0", "table")
+    assert [b.x, b.y, b.z, b.length, b.width, b.height, b.yaw] == pytest.approx([2.0, -1.0, 0.4, 1.2, 0.8, 0.75, -1.0])
+    assert b.score == pytest.approx(0.5)
+    sg = scene_graph_msg(p, hdr)
+    assert sg.instance_ids == ["chair_0", "table_0", "lamp_0", "cup_0"]
+    assert list(sg.layout_x) == pytest.approx([1.0, 2.0, 0.6, 3.0])  # cup_0 is in no triplet: box centre
+    t = sg.triplets[0]
+    assert (t.anchor1, t.anchor2, t.target) == ("chair_0", "table_0", "lamp_0")
+    assert list(t.anchor2_cell) == [5, 2] and list(t.target_cell) == [3, 8]
+    assert t.inconsistent and t.residual == pytest.approx(0.25) and not t.clipped
+
+
+def test_ask_responses():
+    options = ["A. the chair", "B. the table"]
+    answer = SimpleNamespace(success=True, answer="B. the table", value="B. the table", error="", latency_s=0.1)
+    r = fill_ask_response(AskSpatial.Response(), answer, options, window_id=3, latency_s=0.2)
+    assert r.success and r.option_index == 1 and not r.has_value and math.isnan(r.value) and r.window_id == 3
+    answer = SimpleNamespace(success=True, answer="2.5", value=2.5, error="", latency_s=0.1)
+    r = fill_ask_response(AskSpatial.Response(), answer, [], window_id=3, latency_s=0.2)
+    assert r.has_value and r.value == 2.5 and r.option_index == -1
+    failed = SimpleNamespace(success=False, answer="blah", value=None, error="", latency_s=0.1)
+    r = fill_ask_response(AskSpatial.Response(), failed, [], 3, 0.2)
+    assert not r.success and r.error
+    r = fail_ask_response(AskSpatial.Response(), "queue full", 4)
+    assert not r.success and r.error == "queue full" and r.option_index == -1
+    assert option_index("B", options) == 1 and option_index("c", options) == -1
+
+
+def test_markers_delete_all_first_then_boxes_labels_edges():
+    arr = window_markers(_perception(), header("ssr_canonical", 5))
+    kinds = [(m.ns, m.type, m.action) for m in arr.markers]
+    assert kinds[0][2] == Marker.DELETEALL
+    assert kinds.count(("boxes", Marker.CUBE, Marker.ADD)) == 4
+    assert kinds.count(("labels", Marker.TEXT_VIEW_FACING, Marker.ADD)) == 4
+    cube = arr.markers[1]
+    assert (cube.scale.x, cube.scale.y, cube.scale.z) == pytest.approx((0.5, 0.6, 0.8))
+    assert 2 * math.atan2(cube.pose.orientation.z, cube.pose.orientation.w) == pytest.approx(0.3)
+    edges = arr.markers[-1]
+    assert edges.type == Marker.LINE_LIST and len(edges.points) == 4  # anchor1->target, anchor2->target
+    assert (edges.points[1].x, edges.points[1].y) == pytest.approx((0.5, 2.0))
+    assert edges.colors[0].r == pytest.approx(1.0)  # inconsistent triplet drawn red
+
+
+def _pose(yaw_deg: float, tilt_deg: float, t) -> np.ndarray:
+    """camera-to-world: a camera looking along world +x rotated by yaw, pitched down by tilt."""
+    y, p = np.radians(yaw_deg), np.radians(tilt_deg)
+    forward = np.array([np.cos(p) * np.cos(y), np.cos(p) * np.sin(y), -np.sin(p)])
+    right = np.array([np.sin(y), -np.cos(y), 0.0])
+    down = np.cross(forward, right)
+    T = np.eye(4)
+    T[:3, :3] = np.stack([right, down, forward], axis=1)
+    T[:3, 3] = t
+    return T
+
+
+def test_pose_history_nearest_within_age():
+    h = PoseHistory(keep_s=1.0)
+    for i in range(30):
+        h.add(i * 100_000_000, np.full((4, 4), float(i)))
+    assert len(h) == 11  # only the last second is kept
+    assert h.nearest(2_740_000_000, 0.1)[0, 0] == 27.0
+    assert h.nearest(2_760_000_000, 0.1)[0, 0] == 28.0
+    assert h.nearest(5_000_000_000, 0.1) is None
+
+
+def test_canonical_placement_fallback_order_and_math():
+    pose = _pose(30.0, 20.0, [1.0, 2.0, 1.5])
+    up = np.array([0.0, 0.0, 1.0])
+    history = PoseHistory(keep_s=10.0)
+    history.add(1_000_000_000, pose)
+    expected = CanonicalFrame.from_first_pose(pose, up).world_from_canonical
+
+    p = place_canonical(1_000_000_000, "cam", "odom", up, lambda s: pose, history, 0.2)
+    assert p.source == "tf" and p.parent == "odom"
+    np.testing.assert_allclose(p.parent_from_canonical, expected)
+
+    p = place_canonical(1_050_000_000, "cam", "odom", up, lambda s: None, history, 0.2)
+    assert p.source == "camera_pose" and p.parent == "odom"
+    np.testing.assert_allclose(p.parent_from_canonical, expected)
+
+    p = place_canonical(3_000_000_000, "cam", "odom", up, None, history, 0.2)
+    assert p.source == "level_camera" and p.parent == "cam"
+    # level camera: canonical +x = optical axis (camera z), +z = camera -y, origin at the camera
+    columns = np.stack([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], axis=1).astype(float)
+    np.testing.assert_allclose(p.parent_from_canonical[:3, :3], columns, atol=1e-12)
+    np.testing.assert_allclose(p.parent_from_canonical[:3, 3], 0.0)
+
+
+def test_transforms_round_trip_and_object_frames():
+    T = _pose(-75.0, 10.0, [0.3, -2.0, 1.2])
+    msg = transform_msg(T, "odom", "ssr_canonical", 1_500_000_000)
+    assert msg.header.frame_id == "odom" and msg.child_frame_id == "ssr_canonical"
+    np.testing.assert_allclose(matrix_from_pose(msg.transform.translation, msg.transform.rotation), T, atol=1e-12)
+    placement = place_canonical(0, "cam", "odom", np.array([0.0, 0.0, 1.0]), lambda s: T, None, 0.1)
+    tfs = window_transforms(placement, "ssr_canonical", 7, _perception().objects, "ssr/")
+    assert [t.child_frame_id for t in tfs] == ["ssr_canonical", "ssr/chair_0", "ssr/table_0", "ssr/lamp_0", "ssr/cup_0"]
+    chair = tfs[1].transform
+    assert tfs[1].header.frame_id == "ssr_canonical"
+    assert (chair.translation.x, chair.translation.y, chair.translation.z) == pytest.approx((1.0, 0.5, 0.4))
+    assert 2 * math.atan2(chair.rotation.z, chair.rotation.w) == pytest.approx(0.3)
