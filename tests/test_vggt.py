@@ -171,6 +171,16 @@ def test_half_precision_weights_run() -> None:
     assert rel_err(feats, io["layer_03"][:, :, 5:]) < 0.05  # bf16 end to end (measured 2e-2)
 
 
+def test_runs_under_autocast() -> None:
+    """The accelerator path (float32 weights + autocast, float32 q/k from LayerNorm) on CPU."""
+    model = tiny_model("dino")
+    io = tiny_io("dino")
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        layers, _ = model(io["images"])
+    assert layers[-1].dtype == torch.float32  # residual stream stays float32
+    assert rel_err(layers[-1], io["layer_03"]) < 0.05
+
+
 # ---------------------------------------------------------------------------- loading
 
 
