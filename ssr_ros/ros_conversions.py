@@ -79,26 +79,13 @@ def scene_graph_msg(perception, hdr: Header) -> SceneGraph:
     )
 
 
-def option_index(value, options: Sequence[str]) -> int:
-    """Index of the chosen option: exact text, or the option's leading letter ("B" / "B." ...)."""
-    if not options or not isinstance(value, str):
-        return -1
-    text = value.strip()
-    if text in options:
-        return list(options).index(text)
-    letter = text.rstrip(".").upper()
-    for i, opt in enumerate(options):
-        if len(letter) == 1 and opt.strip().upper().startswith(letter + "."):
-            return i
-    return -1
-
-
 def fill_ask_response(resp, answer, options: Sequence[str], window_id: int, latency_s: float):
-    """Copy a SpatialAnswer into an AskSpatial response."""
+    """Copy a SpatialAnswer into an AskSpatial response (for a choice its `value` is the letter, so
+    only open questions carry a numeric value)."""
     resp.success = bool(answer.success)
     resp.answer = str(answer.answer or "")
     resp.error = "" if answer.success else str(answer.error or "the model's answer could not be parsed")
-    resp.option_index = option_index(answer.value, options)
+    resp.option_index = int(answer.option_index) if answer.success else -1
     value = answer.value
     numeric = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     resp.has_value = bool(numeric and not options)

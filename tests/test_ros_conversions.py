@@ -14,6 +14,7 @@ from visualization_msgs.msg import Marker  # noqa: E402
 
 from ssr_core.cogmap import LocalCogMap  # noqa: E402
 from ssr_core.frames import CanonicalFrame  # noqa: E402
+from ssr_core.reasoner import SpatialAnswer  # noqa: E402
 from ssr_ros.markers import window_markers  # noqa: E402
 from ssr_ros.ros_conversions import (  # noqa: E402
     detections_msg,
@@ -21,7 +22,6 @@ from ssr_ros.ros_conversions import (  # noqa: E402
     fill_ask_response,
     header,
     ns_from_stamp,
-    option_index,
     scene_graph_msg,
 )
 from ssr_ros.tf_publishing import (  # noqa: E402
@@ -72,18 +72,17 @@ def test_detections_and_scene_graph():
 
 def test_ask_responses():
     options = ["A. the chair", "B. the table"]
-    answer = SimpleNamespace(success=True, answer="B. the table", value="B. the table", error="", latency_s=0.1)
+    answer = SpatialAnswer(True, "the table", "B", "", 0.1, option_index=1, window_id=3)
     r = fill_ask_response(AskSpatial.Response(), answer, options, window_id=3, latency_s=0.2)
     assert r.success and r.option_index == 1 and not r.has_value and math.isnan(r.value) and r.window_id == 3
-    answer = SimpleNamespace(success=True, answer="2.5", value=2.5, error="", latency_s=0.1)
+    answer = SpatialAnswer(True, "2.5", 2.5, "", 0.1, window_id=3)
     r = fill_ask_response(AskSpatial.Response(), answer, [], window_id=3, latency_s=0.2)
     assert r.has_value and r.value == 2.5 and r.option_index == -1
-    failed = SimpleNamespace(success=False, answer="blah", value=None, error="", latency_s=0.1)
+    failed = SpatialAnswer(False, "blah", None, "", 0.1)
     r = fill_ask_response(AskSpatial.Response(), failed, [], 3, 0.2)
     assert not r.success and r.error
     r = fail_ask_response(AskSpatial.Response(), "queue full", 4)
     assert not r.success and r.error == "queue full" and r.option_index == -1
-    assert option_index("B", options) == 1 and option_index("c", options) == -1
 
 
 def test_markers_delete_all_first_then_boxes_labels_edges():

@@ -1,0 +1,111 @@
+"""Build the node's SceneReasoner from its parameters (no rclpy).
+
+Three kinds: a trained SSR checkpoint, a tiny random SSR model (exercises the real engine, answers
+are noise) and the ground-truth stand-in, which answers from the recording's scene through the real
+prompt/parse path. The stand-in needs to know which recorded frames a window holds; the node tells
+it the window's stamps (`before_window`) and they are matched to the recording's image stamps.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import Reader
+
+from ssr_core.data.rosbag_io import IMAGE_TOPIC, TYPESTORE
+from ssr_core.data.scene_io import load_scene
+from ssr_core.data.windows import annotate_window
+from ssr_core.reasoner import SceneReasoner
+from ssr_core.scene import WindowAnnotation
+from ssr_core.standin import GroundTruthGenerator
+from ssr_ros.ros_conversions import ns_from_stamp
+
+
+@dataclass
+class LoadedModel:
+    reasoner: SceneReasoner
+    description: str  # printed and reported in diagnostics
+    device: str
+    trained: bool  # False: results are not from a trained SSR model
+    ground_truth: GroundTruthSource | None = field(default=None)
+
+    def before_window(self, stamps_ns) -> None:
+        if self.ground_truth is not None:
+            self.ground_truth.stamps_ns = tuple(stamps_ns)
+
+    def fresh_reasoner(self) -> None:
+        """Forget every cached window (the old reasoner and its encoded states are dropped)."""
+        old = self.reasoner
+        self.reasoner = SceneReasoner(old.generator, delta=old.delta, cache_windows=old.cache_windows,
+                                      max_question_chars=old.max_question_chars)
+
+
+class GroundTruthSource:
+    """WindowAnnotation of the frames the node is about to perceive, from the scene directory.
+
+    Frames are identified by header stamp against the image stamps of `<scene_dir>/recording`, so
+    the recording must be replayed with its original stamps.
+    """
+
+    def __init__(self, scene_dir: str | Path):
+        self.scene = load_scene(scene_dir)
+        recording = Path(scene_dir) / "recording"
+        if not recording.exists():
+            raise FileNotFoundError(f"{recording}: the ground-truth stand-in needs the scene's recording")
+        stamps = []
+        with Reader(recording) as reader:
+            conns = [c for c in reader.connections if c.topic == IMAGE_TOPIC]
+            for conn, _, raw in reader.messages(connections=conns):
+                stamps.append(ns_from_stamp(TYPESTORE.deserialize_cdr(raw, conn.msgtype).header.stamp))
+        if len(stamps) != self.scene.num_frames:
+            raise ValueError(f"recording has {len(stamps)} images, scene.json {self.scene.num_frames} frames")
+        self._stamps = np.asarray(stamps, dtype=np.int64)
+        self.stamps_ns: tuple[int, ...] = ()
+
+    def frame_indices(self, stamps_ns) -> np.ndarray:
+        """Nearest recorded image to each stamp."""
+        s = np.asarray(stamps_ns, dtype=np.int64)
+        return np.abs(self._stamps[None, :] - s[:, None]).argmin(axis=1)
+
+    def __call__(self, frames: np.ndarray) -> WindowAnnotation:
+        if len(self.stamps_ns) != len(frames):
+            raise RuntimeError("ground-truth stand-in called without the window's stamps")
+        return annotate_window(self.scene, self.frame_indices(self.stamps_ns))
+
+
+def load_model(values: dict) -> LoadedModel:
+    """The model named by the node's parameters (raises with a readable message on failure)."""
+    kind = values["model.kind"]
+    reasoner_args = dict(delta=values["model.delta"], cache_windows=values["model.cache_windows"],
+                         max_question_chars=values["ask.max_question_chars"])
+    if kind == "ground_truth":
+        source = GroundTruthSource(values["model.scene_dir"])
+        generator = GroundTruthGenerator(source, latency_s=values["model.standin_latency"])
+        return LoadedModel(SceneReasoner(generator, **reasoner_args),
+                           f"ground-truth stand-in (scene {source.scene.scene_id})", "cpu", False, source)
+    from ssr_core.engine import SSRGenerator
+
+    dtype = None if values["model.dtype"] == "auto" else values["model.dtype"]
+    if kind == "tiny_random":
+        from ssr_core.devices import resolve_device
+        from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+
+        device = resolve_device(values["model.device"])
+        generator = SSRGenerator(build_tiny_ssr(num_frames=values["window.frames"]).to(device),
+                                 build_tiny_tokenizer())
+        return LoadedModel(SceneReasoner(generator, **reasoner_args), "tiny random SSR model",
+                           str(device), False)
+    generator = SSRGenerator.from_checkpoint(values["model.checkpoint"], device=values["model.device"],
+                                             dtype=dtype, vggt_path=values["model.vggt_path"] or None)
+    return LoadedModel(SceneReasoner(generator, **reasoner_args), f"SSR checkpoint {values['model.checkpoint']}",
+                       str(generator.model.device), True)
+
+
+def release_accelerator_memory() -> None:
+    """Return freed CUDA blocks to the driver (torch keeps them cached otherwise)."""
+    torch = sys.modules.get("torch")  # never import torch just for this (ground-truth mode)
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,166 @@
+"""ssr_replay: publish a rosbag2 recording into the live graph at its recorded rate.
+
+`ros2 bag play` is absent where ROS comes from PyPI, so this small publisher stands in for it. Records
+are read with rosbags and decoded with rclpy's own message classes (a corrupt record is skipped and
+logged instead of published). /tf is replayed like any topic. When looping, header stamps of each
+pass are shifted by the recording's length so time never runs backwards for tf2 and ssr_node.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import Reader
+
+from ssr_ros.ros_conversions import ns_from_stamp, stamp_from_ns
+
+
+def message_class(msgtype: str):
+    """'sensor_msgs/msg/Image' -> the rclpy class, or None when that package is not installed."""
+    package, kind, name = msgtype.split("/")
+    try:
+        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def shift_stamps(msg, offset_ns: int) -> None:
+    """Move a message's header stamp (and a TFMessage's transform stamps) by offset_ns, in place."""
+    headers = [t.header for t in msg.transforms] if hasattr(msg, "transforms") else []
+    if hasattr(msg, "header"):
+        headers.append(msg.header)
+    for h in headers:
+        h.stamp = stamp_from_ns(ns_from_stamp(h.stamp) + offset_ns)
+
+
+def topic_qos(topic: str) -> QoSProfile:
+    if topic == "/tf_static":
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return QoSProfile(depth=100 if topic == "/tf" else 10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class ReplayNode(Node):
+    def __init__(self, node_name: str = "ssr_replay", **kwargs):
+        super().__init__(node_name, **kwargs)
+
+        def desc(text: str, lo: float | None = None, hi: float | None = None) -> ParameterDescriptor:
+            d = ParameterDescriptor(description=text, read_only=True)
+            if lo is not None:
+                d.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi)]
+            return d
+
+        self.declare_parameter("bag", "", desc("rosbag2 directory (or .mcap / .db3 file) to replay"))
+        self.declare_parameter("rate", 1.0, desc("playback speed factor", 0.01, 100.0))
+        self.declare_parameter("loop", False, desc("start again at the end (stamps shifted per pass)"))
+        self.declare_parameter("at_end", "exit", desc("exit | idle: what to do after the last message"))
+        self.declare_parameter("topics", [""], desc("topics to replay; [''] = all"))
+        self.declare_parameter("wait_for_subscribers", 0.0,
+                               desc("seconds to wait for a subscriber on every replayed topic but /tf "
+                                    "before starting (0 = start at once)", 0.0, 600.0))
+        self.declare_parameter("start_delay", 0.0, desc("seconds to wait before the first message", 0.0, 600.0))
+        self.bag = Path(self.get_parameter("bag").value)
+        self.rate = self.get_parameter("rate").value
+        self.loop = self.get_parameter("loop").value
+        self.at_end = self.get_parameter("at_end").value
+        if self.at_end not in ("exit", "idle"):
+            raise ValueError(f"at_end must be exit or idle, got {self.at_end!r}")
+        wanted = {t for t in self.get_parameter("topics").value if t}
+        self.finished = threading.Event()
+        self.published = 0
+        self.skipped = 0
+        self._stop = threading.Event()
+        self._reader = Reader(self.bag)
+        self._reader.open()
+        self._pubs = {}
+        for conn in self._reader.connections:
+            if wanted and conn.topic not in wanted or conn.topic in self._pubs:
+                continue
+            cls = message_class(conn.msgtype)
+            if cls is None:
+                self.get_logger().warning(f"{conn.topic}: type {conn.msgtype} is not installed; not replayed")
+                continue
+            self._pubs[conn.topic] = (cls, self.create_publisher(cls, conn.topic, topic_qos(conn.topic)))
+        self._connections = [c for c in self._reader.connections if c.topic in self._pubs]
+        self._span_ns = max(1, self._reader.end_time - self._reader.start_time)
+        self.get_logger().info(f"replaying {self.bag} ({self._reader.message_count} messages, "
+                               f"{self._span_ns / 1e9:.1f}s) at x{self.rate}: {', '.join(sorted(self._pubs))}")
+        self._thread = threading.Thread(target=self._run, name="ssr-replay", daemon=True)
+        self._thread.start()
+
+    def _wait_for_subscribers(self) -> None:
+        timeout = self.get_parameter("wait_for_subscribers").value
+        deadline = time.monotonic() + timeout
+        waiting = [pub for topic, (_, pub) in self._pubs.items() if topic not in ("/tf", "/tf_static")]
+        while timeout and time.monotonic() < deadline and not self._stop.is_set():
+            if all(pub.get_subscription_count() > 0 for pub in waiting):
+                return
+            time.sleep(0.05)
+        if timeout and not self._stop.is_set():
+            self.get_logger().warning(f"not every topic has a subscriber after {timeout}s; starting anyway")
+
+    def _run(self) -> None:
+        try:
+            self._wait_for_subscribers()
+            self._stop.wait(self.get_parameter("start_delay").value)
+            passes = 0
+            while not self._stop.is_set():
+                self._play(offset_ns=passes * self._span_ns + passes * 1_000_000)
+                passes += 1
+                if not self.loop:
+                    break
+            self.get_logger().info(f"replay finished: {self.published} messages published, "
+                                   f"{self.skipped} skipped")
+        finally:
+            self._reader.close()
+            self.finished.set()
+
+    def _play(self, offset_ns: int) -> None:
+        start_wall, start_bag = time.monotonic(), self._reader.start_time
+        for conn, stamp, raw in self._reader.messages(connections=self._connections):
+            due = start_wall + (stamp - start_bag) / 1e9 / self.rate
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
+            cls, pub = self._pubs[conn.topic]
+            try:
+                msg = deserialize_message(bytes(raw), cls)
+            except Exception as exc:  # a corrupt record must not end the replay
+                self.skipped += 1
+                self.get_logger().warning(f"{conn.topic}: record at {stamp} not decodable ({exc}); skipped")
+                continue
+            if offset_ns:
+                shift_stamps(msg, offset_ns)
+            pub.publish(msg)
+            self.published += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = ReplayNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not (node.finished.is_set() and node.at_end == "exit"):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

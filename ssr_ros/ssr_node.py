@@ -1,0 +1,533 @@
+"""ssr_node: the managed (lifecycle) ROS 2 node around SceneReasoner.
+
+configure loads the model, activate subscribes and starts windows, deactivate stops them and frees
+cached windows, cleanup drops the model. Image callbacks only decode, downscale and buffer; the
+model runs on one worker thread (ssr_ros.inference_worker) and ~/ask waits in its own callback
+group, so a slow model never delays the camera. See docs/ROS.md for the interface.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.duration import Duration
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image
+from ssr_msgs.msg import Detections7DoF, SceneGraph
+from ssr_msgs.srv import AskSpatial
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+
+from ssr_ros import params as P
+from ssr_ros.image_conversion import ImageDecoder, Rejected
+from ssr_ros.inference_worker import InferenceWorker, QueueFull
+from ssr_ros.markers import window_markers
+from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
+from ssr_ros.ros_conversions import (
+    detections_msg,
+    fail_ask_response,
+    fill_ask_response,
+    header,
+    ns_from_stamp,
+    scene_graph_msg,
+)
+from ssr_ros.tf_publishing import PoseHistory, matrix_from_pose, place_canonical, window_transforms
+from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
+
+try:  # robots: real tf2 (lookups and the standard broadcaster); PyPI ROS has neither
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
+
+CALLBACK_SAMPLES = 2000  # image-callback durations kept for the diagnostics percentiles
+
+
+@dataclass
+class WindowJob:
+    window_id: int
+    window: Window
+    handed_off: float  # time.monotonic() when given to the worker
+
+
+class SSRNode(LifecycleNode):
+    def __init__(self, node_name: str = "ssr_node", **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._startup_errors: dict[str, str] = {}  # invalid start-up values, until fixed at runtime
+        self._values: dict = {}  # accepted parameter values; read without rclpy's locks on hot paths
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._declare_parameters()
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self._buffer: WindowBuffer | None = None
+        self._decoder: ImageDecoder | None = None
+        self._worker: InferenceWorker | None = None
+        self._active = False
+        self._pose_history: PoseHistory | None = None
+        self._tf_buffer = None
+        self._subs: list = []
+        self._window_timer = None
+        self._next_window_id = 0
+        self._window_done = threading.Condition()
+        self._last_window_id = 0
+        self._pose_source = "none"
+        self._last_latency = float("nan")
+        self._state_error = ""
+        self._rejected: dict[str, int] = {}
+        self._callback_s: deque[float] = deque(maxlen=CALLBACK_SAMPLES)
+        self._images_received = 0
+        self._too_few = 0
+        self._asks_ok = 0
+        self._asks_failed = 0
+        self._camera_info_received = 0
+        self._warned: set[str] = set()
+        self._pubs: dict = {}
+        self._tf_broadcaster = None
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._aux_group = MutuallyExclusiveCallbackGroup()
+        self._ask_group = ReentrantCallbackGroup()
+        self.create_service(AskSpatial, "~/ask", self._on_ask, callback_group=self._ask_group)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.value("diagnostics.period"), self._publish_diagnostics,
+                          callback_group=self._aux_group)
+
+    # ---------------------------------------------------------------- parameters
+    def _declare_parameters(self) -> None:
+        """Declare every spec; an invalid start-up value falls back to the default and is remembered,
+        so configure fails with its reason while the node stays up to be fixed."""
+        for spec in P.SPECS:
+            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+            if spec.choices:
+                descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+            if spec.range is not None and isinstance(spec.default, int) and not isinstance(spec.default, bool):
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]))]
+            elif spec.range is not None and isinstance(spec.default, float):
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]))
+                ]
+            try:
+                self.declare_parameter(spec.name, spec.default, descriptor)
+            except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+                self._startup_errors[spec.name] = f"invalid start-up value for {spec.name}: {exc}"
+                self.get_logger().error(self._startup_errors[spec.name] + " (using the default until it is set)")
+                self.declare_parameter(spec.name, spec.default, descriptor, ignore_override=True)
+
+    def value(self, name: str):
+        return self._values[name]
+
+    def values(self) -> dict:
+        return dict(self._values)
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        updates = {p.name: (list(p.value) if p.name == "frames.up_vector" else p.value) for p in parameters}
+        declaring = any(n not in self._values for n in updates)
+        if declaring:  # cross-field rules wait for configure, when every value is known
+            reasons = [P.check_value(n, v) for n, v in updates.items()]
+            reason = next((r for r in reasons if r), None)
+        else:
+            reason = P.check_update(self.values(), updates)
+        if reason is None:
+            for name in updates:
+                self._startup_errors.pop(name, None)
+            self._values.update(updates)
+            return SetParametersResult(successful=True)
+        return SetParametersResult(successful=False, reason=reason)
+
+    # ---------------------------------------------------------------- lifecycle
+    def autostart(self) -> None:
+        if self.value("autostart") and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return self._configure()
+        except Exception as exc:  # rclpy would turn it into ERROR without a word
+            return self._fail(f"configure failed: {type(exc).__name__}: {exc}")
+
+    def _fail(self, reason: str) -> TransitionCallbackReturn:
+        self._state_error = reason
+        self.get_logger().error(reason)
+        return TransitionCallbackReturn.FAILURE
+
+    def _configure(self) -> TransitionCallbackReturn:
+        if self._startup_errors:
+            return self._fail("; ".join(self._startup_errors.values()))
+        values = self.values()
+        reason = P.check_update(values, {}) or P.check_model_config(values)
+        if reason:
+            return self._fail(f"configure refused: {reason}")
+        t0 = time.monotonic()
+        self._model = load_model(values)
+        self.get_logger().info(
+            f"model loaded in {time.monotonic() - t0:.1f}s: {self._model.description} on {self._model.device}"
+            + ("" if self._model.trained else " -- NOT a trained model, results are not SSR's"))
+        self._decoder = ImageDecoder(values["model.max_side"])
+        self._buffer = WindowBuffer(values["window.buffer_frames"], values["window.frames"],
+                                    values["window.min_frames"], values["window.mode"], values["window.duration"])
+        self._pubs = {
+            "detections": self.create_lifecycle_publisher(Detections7DoF, "~/detections", 10),
+            "scene_graph": self.create_lifecycle_publisher(SceneGraph, "~/scene_graph", 10),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 10),
+        }
+        if tf2_ros is not None:
+            self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self, spin_thread=True)
+        else:  # same wire format as tf2_ros' broadcaster: /tf, reliable, depth 100
+            self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+        self._pose_history = PoseHistory(values["pose.history"]) if values["topics.camera_pose"] else None
+        self._state_error = ""
+        self.get_logger().info(f"configured (image decoding: {self._decoder.backend}, tf2_ros: "
+                               f"{'yes' if tf2_ros is not None else 'no'})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        values = self.values()
+        qos = QoSProfile(depth=values["qos.image_depth"], history=qos_profile_sensor_data.history,
+                         durability=qos_profile_sensor_data.durability,
+                         reliability=ReliabilityPolicy.RELIABLE if values["qos.image_reliability"] == "reliable"
+                         else ReliabilityPolicy.BEST_EFFORT)
+        self._subs = [self.create_subscription(Image, values["topics.image"], self._on_image, qos,
+                                               callback_group=self._image_group)]
+        if values["topics.camera_info"]:
+            self._subs.append(self.create_subscription(CameraInfo, values["topics.camera_info"],
+                                                       self._on_camera_info, qos, callback_group=self._aux_group))
+        if self._pose_history is not None:
+            self._subs.append(self.create_subscription(PoseStamped, values["topics.camera_pose"],
+                                                       self._on_camera_pose, 50, callback_group=self._aux_group))
+        self._worker = InferenceWorker(self._process_window, values["ask.queue_size"], self._on_worker_error)
+        self._worker.start()
+        self._window_timer = self.create_timer(values["window.period"], self._on_window_timer,
+                                               callback_group=self._aux_group)
+        self._active = True
+        self.get_logger().info(f"active: image topic {self._subs[0].topic_name}, a window every "
+                               f"{values['window.period']}s of {values['window.frames']} frames")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_activity()
+        self._release_windows()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_activity()
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_activity()
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_activity()
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS  # back to unconfigured, ready to be fixed
+
+    def _stop_activity(self) -> None:
+        self._active = False
+        if self._window_timer is not None:
+            self.destroy_timer(self._window_timer)
+            self._window_timer = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._worker is not None:
+            self._worker.stop()
+
+    def _release_windows(self) -> None:
+        """Encoded windows hold accelerator memory; nothing may ask about them after deactivation."""
+        if self._model is not None:
+            self._model.fresh_reasoner()
+        with self._window_done:
+            self._last_window_id = 0
+        release_accelerator_memory()
+
+    def _teardown(self) -> None:
+        if self._model is not None:
+            self._release_windows()
+        self._model = None
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        self._tf_broadcaster = None
+        self._buffer = None
+        release_accelerator_memory()
+
+    # ---------------------------------------------------------------- inputs
+    def _on_image(self, msg: Image) -> None:
+        """Decode, downscale, buffer. Timed: its percentiles are in /diagnostics."""
+        t0 = time.perf_counter()
+        self._images_received += 1
+        decoder, buffer = self._decoder, self._buffer
+        if decoder is None or buffer is None:
+            return
+        try:
+            result = decoder.decode(msg)
+        except Exception as exc:  # belt and braces: a decoder bug must not kill the camera path
+            result = Rejected("decode_error", f"{type(exc).__name__}: {exc}")
+        if isinstance(result, Rejected):
+            self._reject(result)
+        else:
+            frame_id = self.value("frames.camera_frame") or msg.header.frame_id
+            buffer.add(Frame(ns_from_stamp(msg.header.stamp), result, frame_id))
+        self._callback_s.append(time.perf_counter() - t0)
+
+    def _reject(self, rejected: Rejected) -> None:
+        self._rejected[rejected.kind] = self._rejected.get(rejected.kind, 0) + 1
+        if rejected.kind not in self._warned:  # once per kind; counts go to /diagnostics
+            self._warned.add(rejected.kind)
+            self.get_logger().warning(f"image rejected ({rejected.kind}): {rejected.detail}; further "
+                                      f"'{rejected.kind}' rejections are only counted in /diagnostics")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info_received += 1
+
+    def _on_camera_pose(self, msg: PoseStamped) -> None:
+        fixed = self.value("frames.fixed_frame")
+        if msg.header.frame_id and msg.header.frame_id != fixed:
+            self._warn_once("pose_frame", f"camera_pose in frame {msg.header.frame_id!r}, expected {fixed!r}: ignored")
+            return
+        self._pose_history.add(ns_from_stamp(msg.header.stamp),
+                               matrix_from_pose(msg.pose.position, msg.pose.orientation))
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(text)
+
+    # ---------------------------------------------------------------- windows
+    def _on_window_timer(self) -> None:
+        self._start_window()
+
+    def _start_window(self) -> WindowJob | None:
+        buffer, worker = self._buffer, self._worker
+        if not self._active or buffer is None or worker is None:
+            return None
+        window = buffer.take_window()
+        if isinstance(window, TooFewFrames):
+            self._too_few += 1
+            if window.available:
+                self._warn_once("too_few", f"too few frames for a window ({window.available} < "
+                                f"window.min_frames {window.required}); waiting for more (counted)")
+            return None
+        with self._lock:
+            self._next_window_id += 1
+            job = WindowJob(self._next_window_id, window, time.monotonic())
+        worker.submit_window(job)
+        return job
+
+    def _lookup_camera(self, camera_frame: str):
+        if self._tf_buffer is None:
+            return None
+        fixed, timeout = self.value("frames.fixed_frame"), self.value("pose.tf_timeout")
+
+        def lookup(stamp_ns: int):
+            try:
+                t = self._tf_buffer.lookup_transform(
+                    fixed, camera_frame, Time(nanoseconds=stamp_ns), timeout=Duration(seconds=timeout))
+            except Exception:  # tf2 raises several exception types; any of them means "not from tf"
+                return None
+            return matrix_from_pose(t.transform.translation, t.transform.rotation)
+        return lookup
+
+    def _process_window(self, job: WindowJob) -> None:
+        """Worker thread: perceive, place the canonical frame, publish everything stamped alike."""
+        model = self._model
+        if model is None:
+            return
+        values = self.values()
+        stamp = job.window.first_stamp_ns
+        camera_frame = values["frames.camera_frame"] or job.window.frame_id
+        placement = place_canonical(
+            stamp, camera_frame, values["frames.fixed_frame"], np.asarray(values["frames.up_vector"]),
+            self._lookup_camera(camera_frame), self._pose_history, values["pose.max_age"])
+        if placement.source != self._pose_source:
+            self.get_logger().info(f"pose source: {placement.source} (canonical frame parent "
+                                   f"{placement.parent!r})")
+        self._pose_source = placement.source
+        model.before_window(job.window.stamps_ns)
+        perception = model.reasoner.perceive(job.window.frames, job.window_id)
+        latency = time.monotonic() - job.handed_off
+        failures = f"; {len(perception.failures)} failures, first: {perception.failures[0].stage}: " \
+            f"{perception.failures[0].reason}" if perception.failures else ""
+        self.get_logger().info(f"window {job.window_id}: {len(job.window.frames)} frames, "
+                               f"{len(perception.objects)} objects, {len(perception.triplets)} triplets, "
+                               f"{latency:.2f}s{failures}")
+        canonical = values["frames.canonical_frame"]
+        hdr = header(canonical, stamp)
+        objects = perception.objects if values["frames.publish_object_tf"] else ()
+        transforms = window_transforms(placement, canonical, stamp, objects, values["frames.object_frame_prefix"])
+        if self._tf_broadcaster is not None:
+            self._tf_broadcaster.sendTransform(transforms)
+        else:
+            self._pubs["tf"].publish(TFMessage(transforms=transforms))
+        self._pubs["detections"].publish(detections_msg(perception, hdr, len(job.window.frames), latency))
+        self._pubs["scene_graph"].publish(scene_graph_msg(perception, hdr))
+        self._pubs["markers"].publish(window_markers(perception, hdr))
+        with self._window_done:
+            self._last_latency = latency
+            self._last_window_id = job.window_id
+            self._window_done.notify_all()
+
+    def _on_worker_error(self, what: str, exc: BaseException) -> None:
+        self.get_logger().error(f"{what} failed: {type(exc).__name__}: {exc}")
+
+    # ---------------------------------------------------------------- ~/ask
+    def _on_ask(self, request: AskSpatial.Request, response: AskSpatial.Response) -> AskSpatial.Response:
+        t0 = time.monotonic()
+        result = self._answer(request, response, t0)
+        if result.success:
+            self._asks_ok += 1
+        else:
+            self._asks_failed += 1
+        return result
+
+    def _answer(self, request, response, t0: float):
+        limit, timeout = self.value("ask.max_question_chars"), self.value("ask.timeout")
+        if not request.question.strip():
+            return fail_ask_response(response, "empty question")
+        if len(request.question) > limit:
+            return fail_ask_response(response, f"question too long: {len(request.question)} characters "
+                                               f"> ask.max_question_chars {limit}")
+        model, worker = self._model, self._worker
+        if model is None:
+            return fail_ask_response(response, "model not loaded: the node is not configured"
+                                     + (f" ({self._state_error})" if self._state_error else ""))
+        window_id = int(request.window_id)
+        if window_id == 0:
+            window_id = self._latest_window(t0 + timeout)
+            if window_id == 0:
+                return fail_ask_response(response, "no window yet: not enough frames received "
+                                         f"(window.min_frames {self.value('window.min_frames')})"
+                                         if self._active else "no window yet: the node is not active")
+        cached = sorted(model.reasoner.cached_windows)
+        if window_id not in cached:
+            return fail_ask_response(response, f"unknown window {window_id}: cached windows are {cached}",
+                                     window_id)
+        if worker is None or not self._active:
+            return fail_ask_response(response, "the node is not active", window_id)
+        question, options = request.question, list(request.options)
+        try:
+            reasoner = model.reasoner
+            future = worker.submit_ask(lambda: reasoner.ask(question, options, window_id))
+        except QueueFull as exc:
+            return fail_ask_response(response, f"queue full: {exc}", window_id, time.monotonic() - t0)
+        try:
+            answer = future.result(timeout=max(0.0, t0 + timeout - time.monotonic()))
+        except FutureTimeout:
+            future.cancel()
+            return fail_ask_response(response, f"timeout: no answer within ask.timeout {timeout}s",
+                                     window_id, time.monotonic() - t0)
+        except Exception as exc:
+            return fail_ask_response(response, f"model error: {type(exc).__name__}: {exc}", window_id,
+                                     time.monotonic() - t0)
+        return fill_ask_response(response, answer, options, window_id, time.monotonic() - t0)
+
+    def _latest_window(self, deadline: float) -> int:
+        """The latest processed window; with none yet, start one from the buffered frames and wait."""
+        with self._window_done:
+            if self._last_window_id:
+                return self._last_window_id
+        job = self._start_window()
+        if job is None:
+            return 0
+        with self._window_done:
+            self._window_done.wait_for(lambda: self._last_window_id >= job.window_id,
+                                       timeout=max(0.0, deadline - time.monotonic()))
+            return self._last_window_id
+
+    # ---------------------------------------------------------------- diagnostics
+    def stats(self) -> dict[str, str]:
+        """Everything /diagnostics reports, as strings (also used by tests through the topic)."""
+        w, b = self._worker, self._buffer
+        cb = np.array(self._callback_s) * 1e3
+        model = self._model
+        out = {
+            "lifecycle_state": self._state_machine.current_state[1],
+            "error": self._state_error,
+            "model": model.description if model else "not loaded",
+            "model_trained": str(bool(model and model.trained)).lower(),
+            "model_device": model.device if model else "",
+            "pose_source": self._pose_source,
+            "images_received": str(self._images_received),
+            "frames_buffered": str(b.received if b else 0),
+            "frames_dropped": str(b.dropped if b else 0),
+            "frames_rejected": str(sum(self._rejected.values())),
+            "windows_started": str(w.submitted if w else 0),
+            "windows_processed": str(w.processed if w else 0),
+            "windows_skipped": str(w.skipped if w else 0),
+            "windows_failed": str(w.failed if w else 0),
+            "windows_too_few_frames": str(self._too_few),
+            "last_window_id": str(self._last_window_id),
+            "window_latency_s": f"{self._last_latency:.3f}",
+            "callback_count": str(len(cb)),
+            "callback_ms_median": f"{np.median(cb):.3f}" if len(cb) else "nan",
+            "callback_ms_p99": f"{np.percentile(cb, 99):.3f}" if len(cb) else "nan",
+            "callback_ms_max": f"{cb.max():.3f}" if len(cb) else "nan",
+            "camera_info_received": str(self._camera_info_received),
+            "asks_ok": str(self._asks_ok),
+            "asks_failed": str(self._asks_failed),
+        }
+        out.update({f"rejected_{k}": str(v) for k, v in sorted(self._rejected.items())})
+        return out
+
+    def _publish_diagnostics(self) -> None:
+        stats = self.stats()
+        if stats["error"]:
+            level, message = DiagnosticStatus.ERROR, stats["error"]
+        elif stats["lifecycle_state"] != "active":
+            level, message = DiagnosticStatus.WARN, f"node is {stats['lifecycle_state']}"
+        elif self._rejected or self._pose_source == "level_camera":
+            level, message = DiagnosticStatus.WARN, (
+                f"pose source {self._pose_source}; {stats['frames_rejected']} frames rejected")
+        else:
+            level, message = DiagnosticStatus.OK, f"pose source {self._pose_source}"
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", message=message,
+                                  hardware_id=stats["model_device"],
+                                  values=[KeyValue(key=k, value=v) for k, v in stats.items()])
+        diag = DiagnosticArray(status=[status])
+        diag.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(diag)
+
+
+def executor_threads(node: SSRNode) -> int:
+    """Each waiting ~/ask holds a thread; keep two more for images and timers."""
+    return node.value("ask.queue_size") + 3
+
+
+def main(args=None) -> None:
+    # Image callbacks must not wait behind a thread holding the GIL for the default 5 ms.
+    sys.setswitchinterval(0.001)
+    rclpy.init(args=args)
+    node = SSRNode()
+    executor = MultiThreadedExecutor(num_threads=executor_threads(node))
+    executor.add_node(node)
+    node.autostart()
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_activity()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
