@@ -523,7 +523,7 @@ _REL_DIRECTION_LEVELS = {
 
 
 def _rel_direction(unique: Sequence[SceneObject], rng: np.random.Generator, config: QAConfig) -> list[QAItem]:
-    """ "If I am standing by A and facing B, is C to my ...?" at VSI-Bench's three levels."""
+    """Relative direction at VSI-Bench's three levels ("If I am standing by A and facing B, ...")."""
     triples = [
         (a, b, c)
         for a, b, c in itertools.permutations(unique, 3)
