@@ -51,7 +51,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         name = str(name)
     kind = name.split(":", 1)[0]
     if kind not in DEVICE_NAMES:
-        raise ValueError(f"unknown device {name!r}; expected one of {DEVICE_NAMES} (optionally with ':index')")
+        raise ValueError(
+            f"unknown device {name!r}; expected one of {DEVICE_NAMES} (optionally with ':index')"
+        )
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -68,8 +70,14 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:

@@ -68,7 +68,9 @@ def arrange_video_tokens(visual: Tensor, spatial: Tensor | None, grid: Grid, lay
     if layout == "visual":
         return visual
     if spatial is None or spatial.shape != visual.shape:
-        raise ValueError(f"layout {layout!r} needs spatial tokens shaped like the visual ones {tuple(visual.shape)}")
+        raise ValueError(
+            f"layout {layout!r} needs spatial tokens shaped like the visual ones {tuple(visual.shape)}"
+        )
     if layout == "sequential":
         return torch.cat((visual, spatial))
     t = grid[0]
