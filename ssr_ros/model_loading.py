@@ -18,10 +18,13 @@ from rosbags.rosbag2 import Reader
 from ssr_core.data.rosbag_io import IMAGE_TOPIC, TYPESTORE
 from ssr_core.data.scene_io import load_scene
 from ssr_core.data.windows import annotate_window
+from ssr_core.qa import generate_qa
 from ssr_core.reasoner import SceneReasoner
 from ssr_core.scene import WindowAnnotation
-from ssr_core.standin import GroundTruthGenerator
+from ssr_core.standin import DEFAULT_OTHER_ANSWER, GroundTruthGenerator
 from ssr_ros.ros_conversions import ns_from_stamp
+
+QA_SEED = 0
 
 
 @dataclass
@@ -47,7 +50,9 @@ class GroundTruthSource:
     """WindowAnnotation of the frames the node is about to perceive, from the scene directory.
 
     Frames are identified by header stamp against the image stamps of `<scene_dir>/recording`, so
-    the recording must be replayed with its original stamps.
+    the recording must be replayed with its original stamps (no loop). Free questions are answered
+    when they are one of the VSI-Bench questions `ssr_core.qa` generates for the asked window
+    (rng seed QA_SEED), so a demo can ask a question whose true answer it knows.
     """
 
     def __init__(self, scene_dir: str | Path):
@@ -64,6 +69,7 @@ class GroundTruthSource:
             raise ValueError(f"recording has {len(stamps)} images, scene.json {self.scene.num_frames} frames")
         self._stamps = np.asarray(stamps, dtype=np.int64)
         self.stamps_ns: tuple[int, ...] = ()
+        self._qa: tuple[WindowAnnotation | None, dict[str, str]] = (None, {})  # last asked window's prompts
 
     def frame_indices(self, stamps_ns) -> np.ndarray:
         """Nearest recorded image to each stamp."""
@@ -75,6 +81,12 @@ class GroundTruthSource:
             raise RuntimeError("ground-truth stand-in called without the window's stamps")
         return annotate_window(self.scene, self.frame_indices(self.stamps_ns))
 
+    def answer(self, prompt: str, annotation: WindowAnnotation) -> str:
+        if self._qa[0] is not annotation:
+            items = generate_qa(annotation, np.random.default_rng(QA_SEED))
+            self._qa = (annotation, {i.messages[-1]["content"]: i.answer for i in items if i.task == "vsibench"})
+        return next((a for q, a in self._qa[1].items() if q in prompt), DEFAULT_OTHER_ANSWER)
+
 
 def load_model(values: dict) -> LoadedModel:
     """The model named by the node's parameters (raises with a readable message on failure)."""
@@ -83,7 +95,7 @@ def load_model(values: dict) -> LoadedModel:
                          max_question_chars=values["ask.max_question_chars"])
     if kind == "ground_truth":
         source = GroundTruthSource(values["model.scene_dir"])
-        generator = GroundTruthGenerator(source, latency_s=values["model.standin_latency"])
+        generator = GroundTruthGenerator(source, source.answer, latency_s=values["model.standin_latency"])
         return LoadedModel(SceneReasoner(generator, **reasoner_args),
                            f"ground-truth stand-in (scene {source.scene.scene_id})", "cpu", False, source)
     from ssr_core.engine import SSRGenerator
