@@ -1,11 +1,12 @@
 """The `ssr` command line: one argparse parser, subcommands contributed by each area.
 
 Adding a subcommand: write a builder `def add_x_command(subparsers) -> None` that calls
-`add_command(subparsers, "x", handler, "help")` and adds its arguments, then list the builder
-in `COMMANDS` (top level, e.g. `ssr data ...`) or `EVAL_COMMANDS` (`ssr eval ...`). Handlers
-take the parsed `argparse.Namespace` and return the exit code; they raise `CliError` for bad
-user input, which `main` prints as one line on stderr (exit 1) instead of a traceback. Keep
-heavy imports (torch, MuJoCo) inside handlers so `ssr --help` and light commands stay fast.
+`add_command(subparsers, "x", handler, "help")` and adds its arguments (or any builder that
+adds a parser with the argparse idiom `set_defaults(func=handler)`), then list the builder in
+`COMMANDS` (top level, e.g. `ssr data ...`) or `EVAL_COMMANDS` (`ssr eval ...`). Handlers take
+the parsed `argparse.Namespace` and return the exit code; they raise `CliError` for bad user
+input, which `main` prints as one line on stderr (exit 1) instead of a traceback. Keep heavy
+imports (torch, MuJoCo) inside handlers so `ssr --help` and light commands stay fast.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 Subparsers = Any  # argparse's private _SubParsersAction; only `add_parser` is used
 Handler = Callable[[argparse.Namespace], int]
-Builder = Callable[[Subparsers], None]
+Builder = Callable[[Subparsers], object]  # what it returns (e.g. its parser) is ignored
 
 
 class CliError(Exception):
@@ -35,7 +36,7 @@ class CliError(Exception):
 def add_command(subparsers: Subparsers, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
     """Add subcommand `name`, run by `handler(args) -> exit code`; returns its parser for arguments."""
     parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
-    parser.set_defaults(handler=handler, prog=parser.prog)
+    parser.set_defaults(func=handler, prog=parser.prog)
     return parser
 
 
@@ -252,6 +253,7 @@ COMMANDS: list[Builder] = [add_scene_graph_command, add_eval_commands]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssr", description="SSR structured scene reasoning tools")
+    parser.set_defaults(prog="ssr")  # error prefix for subcommands not built with `add_command`
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for build in COMMANDS:
         build(subparsers)
@@ -262,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ssr` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        return int(args.func(args))
     except CliError as err:
         print(f"{args.prog}: error: {err}", file=sys.stderr)
         return 1

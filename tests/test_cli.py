@@ -268,7 +268,15 @@ def test_other_areas_register_subcommands_through_the_lists(monkeypatch, capsys)
         group = cli.add_group(subparsers, "data", "data engine")
         add_hello_command(group)
 
+    def add_plain_argparse_command(subparsers: cli.Subparsers) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser("plain")
+        parser.set_defaults(func=lambda args: 3)
+        return parser
+
     monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, add_data_commands])
-    monkeypatch.setattr(cli, "EVAL_COMMANDS", [*cli.EVAL_COMMANDS, add_hello_command])
+    monkeypatch.setattr(
+        cli, "EVAL_COMMANDS", [*cli.EVAL_COMMANDS, add_hello_command, add_plain_argparse_command]
+    )
     assert run(["data", "hello", "robot"], capsys) == (0, "hello robot\n", "")
     assert run(["eval", "hello", "judge"], capsys) == (0, "hello judge\n", "")
+    assert run(["eval", "plain"], capsys) == (3, "", "")
