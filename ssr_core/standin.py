@@ -75,13 +75,14 @@ class GroundTruthGenerator:
 
     Object ids in its prompts follow the reasoner's rule (`<label>_<k>` in answer order), so
     they may differ from the annotation's own ids. `latency_s` is slept in every call to
-    simulate a slow model; `encoded` and `released` count calls, for tests.
+    simulate a slow model; `encoded` and `released` count calls, for tests. A callable
+    `other_answer(prompt_text, annotation)` answers the prompts that are not detect-all or MultiQA.
     """
 
     def __init__(
         self,
         annotation: AnnotationSource,
-        other_answer: str | Callable[[str], str] = DEFAULT_OTHER_ANSWER,
+        other_answer: str | Callable[[str, WindowAnnotation], str] = DEFAULT_OTHER_ANSWER,
         latency_s: float = 0.0,
     ):
         if latency_s < 0 or not math.isfinite(latency_s):
@@ -129,7 +130,7 @@ class GroundTruthGenerator:
             return window.detect_answer
         match = _COGMAP.search(prompt)
         if match is None:
-            return self._other(prompt) if callable(self._other) else self._other
+            return self._other(prompt, window.annotation) if callable(self._other) else self._other
         cell = _true_cell(window, match)
         return format_cell_answer(cell) if cell is not None else DEFAULT_OTHER_ANSWER
 

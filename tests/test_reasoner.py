@@ -164,7 +164,7 @@ def test_ask_answers_on_the_cached_window():
     window = make_annotation()
     answers = {"How far": "2.5", "Which": "B", "Where": "next to the table_1", "Odd": "no idea"}
 
-    def other(prompt: str) -> str:
+    def other(prompt: str, _: object) -> str:
         return next(a for key, a in answers.items() if key in prompt)
 
     gen = GroundTruthGenerator(window, other_answer=other)

@@ -98,9 +98,9 @@ def test_unknown_names_and_other_questions():
     fixed = GroundTruthGenerator(window)
     state = fixed.encode_window(FRAMES)
     assert fixed.generate(state, [unknown, "What is this?"], [16, 16]) == [DEFAULT_OTHER_ANSWER] * 2
-    echo = GroundTruthGenerator(window, other_answer=lambda prompt: f"{len(prompt)}")
+    echo = GroundTruthGenerator(window, other_answer=lambda prompt, gt: f"{len(prompt)} {gt.scene_id}")
     question = vsibench_prompt("How many chair(s) are in this room?")
-    assert echo.generate(echo.encode_window(FRAMES), [question], [8]) == [str(len(question))]
+    assert echo.generate(echo.encode_window(FRAMES), [question], [8]) == [f"{len(question)} synth_test"]
 
 
 def test_annotation_callable_gets_the_frames_and_ids_follow_the_reasoner_rule():
