@@ -84,3 +84,15 @@ def ray_box_interval(origin: np.ndarray, directions: np.ndarray, obj: OrientedOb
     lo = np.nanmax(np.minimum(t1, t2), axis=1)
     hi = np.nanmin(np.maximum(t1, t2), axis=1)
     return lo, hi
+
+
+def floor_outline(points_xy: np.ndarray, floor_z: float) -> np.ndarray:
+    """(K, 3) counter-clockwise convex hull of floor-plane points at height `floor_z`.
+
+    Converters use it where a dataset has no room outline; it over-covers non-convex rooms.
+    """
+    from scipy.spatial import ConvexHull
+
+    hull = ConvexHull(points_xy)  # 2-D hull vertices come counter-clockwise
+    xy = points_xy[hull.vertices]
+    return np.column_stack([xy, np.full(len(xy), floor_z)])

@@ -115,3 +115,20 @@ def find_scenes(root: str | Path) -> list[Path]:
     if (root / SCENE_FILE).is_file():
         return [root]
     return sorted(p.parent for p in root.glob(f"*/{SCENE_FILE}"))
+
+
+def copy_frames(sources: list[Path], scene_dir: Path, subdir: str) -> list[str]:
+    """Copy frame files into `scene_dir/subdir` as 000000.ext, ...; returns their relative paths.
+
+    Converted scenes are self-contained (like synthetic ones), so the sample builder never needs
+    the original dataset again.
+    """
+    import shutil
+
+    (scene_dir / subdir).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, src in enumerate(sources):
+        rel = f"{subdir}/{k:06d}{src.suffix.lower()}"
+        shutil.copyfile(src, scene_dir / rel)
+        paths.append(rel)
+    return paths

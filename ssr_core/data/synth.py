@@ -23,6 +23,9 @@ MIN_OBJECTS, MAX_OBJECTS = 5, 30
 WALL_GAP = 0.03  # metres between a wall-placed object and its wall
 GRID = 0.1  # metres per cell of the camera's free-space grid
 CAMERA_CLEARANCE = 0.3  # metres the camera path keeps from walls and furniture
+WALK_SPEED = 0.5  # metres per second at FRAME_RATE_HZ: a slow handheld walk
+SWEEP_RATE_DEG = 4.0  # peak look-around turn per frame
+BASE_TURN_DEG = 3.0  # peak turn per frame of the look direction before the sweep
 WALL_COLORS: tuple[Color, ...] = ((0.92, 0.90, 0.85), (0.88, 0.84, 0.74), (0.80, 0.82, 0.84), (0.76, 0.82, 0.88), (0.80, 0.86, 0.78))
 
 
@@ -223,13 +226,13 @@ def _chaikin(points: np.ndarray, iterations: int = 4) -> np.ndarray:
     return points
 
 
-def _resample(path: np.ndarray, n: int) -> np.ndarray:
-    """`n` points at equal arc length along a polyline (constant walking speed)."""
+def _resample(path: np.ndarray, n: int, max_length: float) -> np.ndarray:
+    """`n` points at equal arc length along the first `max_length` metres of a polyline."""
     seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg)])
     if s[-1] < 1e-9:
         return np.repeat(path[:1], n, axis=0)
-    t = np.linspace(0, s[-1], n)
+    t = np.linspace(0, min(s[-1], max_length), n)
     return np.stack([np.interp(t, s, path[:, k]) for k in range(2)], axis=1)
 
 
@@ -255,7 +258,7 @@ def _walk(polygon: np.ndarray, floor_boxes: list[OrientedObject], n: int, rng: n
             continue
         if not all(_segment_clear(way[i], way[i + 1], clearance, lo, CAMERA_CLEARANCE) for i in range(len(way) - 1)):
             continue
-        path = _resample(_chaikin(way), n)
+        path = _resample(_chaikin(way), n, WALK_SPEED / FRAME_RATE_HZ * (n - 1))
         if all(_segment_clear(path[i], path[i + 1], clearance, lo, CAMERA_CLEARANCE - GRID) for i in range(n - 1)):
             return path
     best = centres.reshape(-1, 2)[int(np.argmax(clearance))]
@@ -277,6 +280,16 @@ def camera_pose(position: np.ndarray, yaw: float, pitch: float, roll: float) -> 
     return pose
 
 
+def _slow_down(angles: np.ndarray, max_step: float) -> np.ndarray:
+    """Smooth an unwrapped angle sequence until no frame-to-frame change exceeds `max_step`."""
+    sigma = 2.0
+    smooth = gaussian_filter1d(angles, sigma, mode="nearest")
+    while len(angles) > 1 and np.abs(np.diff(smooth)).max() > max_step and sigma < 4 * len(angles):
+        sigma *= 1.5
+        smooth = gaussian_filter1d(angles, sigma, mode="nearest")
+    return smooth
+
+
 def _camera_walk(polygon, floor_boxes, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 4, 4) poses: eye height 1.2-1.7 m, looking into the room while sweeping left-right,
     gentle downward pitch and roll, all smooth in time."""
@@ -291,9 +304,11 @@ def _camera_walk(polygon, floor_boxes, n: int, rng: np.random.Generator) -> np.n
     look = w[:, None] * to_centre / np.maximum(dist, 1e-9)[:, None] + (1 - w[:, None]) * np.stack([np.cos(heading), np.sin(heading)], 1)
     yaw = np.unwrap(np.arctan2(look[:, 1], look[:, 0]))
     if np.ptp(xy, axis=0).max() < 1e-6:  # standing still: turn around instead
-        yaw = yaw[0] + np.linspace(0, rng.choice([-1, 1]) * 1.5 * np.pi, n)
-    yaw = gaussian_filter1d(yaw, sigma=max(1.0, n / 20), mode="nearest")
-    sweep = np.deg2rad(rng.uniform(20, 45)) * np.sin(2 * np.pi * rng.uniform(0.7, 1.5) * t + rng.uniform(0, 2 * np.pi))
+        yaw = yaw[0] + rng.choice([-1, 1]) * min(1.5 * np.pi, np.deg2rad(BASE_TURN_DEG) * (n - 1)) * t
+    yaw = _slow_down(yaw, np.deg2rad(BASE_TURN_DEG))
+    cycles = rng.uniform(0.7, 1.5)
+    amplitude = min(np.deg2rad(rng.uniform(20, 45)), np.deg2rad(SWEEP_RATE_DEG) * (n - 1) / (2 * np.pi * cycles))
+    sweep = amplitude * np.sin(2 * np.pi * cycles * t + rng.uniform(0, 2 * np.pi))
     pitch = np.deg2rad(-rng.uniform(8, 18) + 5 * np.sin(2 * np.pi * rng.uniform(0.5, 1.2) * t + rng.uniform(0, 2 * np.pi)))
     roll = np.deg2rad(rng.uniform(1, 3) * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)))
     height = rng.uniform(1.3, 1.6) + 0.03 * np.sin(2 * np.pi * rng.uniform(2, 4) * t)
