@@ -344,6 +344,8 @@ def format_report(report: EvalReport) -> str:
         lines += [f"  {task:<30} {'':>5} {'':>8} {100 * value:>7.1f}" for task, value in v.per_task.items()]
         if v.overall is not None:
             lines.append(f"  {'overall (mean of tasks)':<30} {'':>5} {'':>8} {100 * v.overall:>7.1f}")
+        if v.missing_tasks:
+            lines.append(f"  not in the data (overall leaves them out): {', '.join(v.missing_tasks)}")
     if report.grounding:
         lines += ["", "3D grounding (7-DoF)", f"  {'question type':<24} {'objects':>7} {'unparsed':>8} "
                   f"{'centre err m':>12} {'IoU':>6} {'Acc@.25':>7} {'Acc@.5':>7}"]

@@ -11,7 +11,14 @@ import pytest
 from test_standin import FRAMES, make_annotation
 
 from ssr_core.prompts import detect_all_objects_prompt
-from ssr_core.reasoner import Prompt, SceneReasoner, assign_instance_ids, prompt_text
+from ssr_core.reasoner import (
+    DEFAULT_INCONSISTENCY_THRESHOLD,
+    Prompt,
+    SceneReasoner,
+    assign_instance_ids,
+    prompt_text,
+)
+from ssr_core.scene import SceneObject, WindowAnnotation
 from ssr_core.scene_graph import build_scene_graph
 from ssr_core.standin import GroundTruthGenerator
 
@@ -77,6 +84,19 @@ def test_a_corrupted_cell_flags_its_triplet_and_lowers_scores():
     assert sum(s < 1.0 for s in scores.values()) == 3
 
 
+def test_a_correct_clipped_cell_is_not_flagged():
+    cluster = [(1.00, 0.00), (1.10, 0.05), (1.05, -0.10), (9.00, 4.00)]  # the far one cannot fit the grid
+    objects = [
+        SceneObject(f"box_{i}", "box", np.array([x, y, 0.2, 0.1, 0.1, 0.4, 0.0]), first_frame=i)
+        for i, (x, y) in enumerate(cluster)
+    ]
+    window = WindowAnnotation("clipped", np.arange(4), objects, np.zeros((0, 2)))
+    p = SceneReasoner(GroundTruthGenerator(window)).perceive(FRAMES, 1)
+    assert p.failures == [] and [t.clipped for t in p.triplets] == [False, True]
+    assert p.layout.residuals[1] > DEFAULT_INCONSISTENCY_THRESHOLD  # the clamping itself
+    assert p.inconsistent == [] and all(o.score == 1.0 for o in p.objects)
+
+
 def test_unreadable_cell_is_a_recorded_failure():
     window = make_annotation(8, 3)
     graph = _gt_graph(window)
@@ -136,8 +156,7 @@ def test_bad_boxes_duplicates_and_truncation_are_dropped_with_failures():
     assert len(p.triplets) == 2  # 4 objects: seed + one added object
 
     few = SceneReasoner(Scripted("[" + ", ".join(good[:2]) + "]")).perceive(FRAMES, 1)
-    assert len(few.objects) == 2 and few.triplets == []
-    assert [f.stage for f in few.failures] == ["graph"]
+    assert len(few.objects) == 2 and few.triplets == [] and few.failures == []
 
     capped = SceneReasoner(Scripted("[" + ", ".join(good) + "]"), max_objects=3).perceive(FRAMES, 1)
     assert len(capped.objects) == 3 and "max_objects" in capped.failures[0].reason
