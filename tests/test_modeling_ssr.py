@@ -104,7 +104,7 @@ def test_vggt_tokens_align_with_vit_window_order():
     ).unsqueeze(0)  # [1, S, h*w, 3] = (frame, row, col)
     window_index, _ = get_vision_window_index(grid, 2, geo.window_size, geo.patch_size)
     assert not torch.equal(window_index, torch.arange(len(window_index)))  # the reordering is exercised
-    aligned = vggt_tokens_in_vit_order(features, grid, 2, 2, window_index)  # [N, 6]
+    aligned = vggt_tokens_in_vit_order(list(features), grid, 2, 2, window_index)  # [N, 6]
 
     # the ViT's own view of each hidden-state row: (row, col) from its rotary ids, window-permuted
     def to_window_order(x):

@@ -22,6 +22,7 @@ keeps both frames' geometry and lets MLP_trans learn the mix, as the ViT's Conv3
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from ssr_core.model.position_ids import Grid, arrange_video_tokens, build_positi
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig, load_vggt_aggregator
 
 SPATIAL_BRANCH_WEIGHTS = "ssr_3d_branch.safetensors"
+VGGTImages = Tensor | Sequence[Tensor]  # [V, S, 3, H, W], or per video [S_v, 3, H, W]
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,13 @@ def temporal_stride(geometry: VisionGeometry, video_fps: float) -> float:
 
 
 def vggt_tokens_in_vit_order(
-    features: Tensor, video_grid_thw: Tensor, temporal_patch_size: int, merge_size: int, window_index: Tensor
+    features: Sequence[Tensor],
+    video_grid_thw: Tensor,
+    temporal_patch_size: int,
+    merge_size: int,
+    window_index: Tensor,
 ) -> Tensor:
-    """VGGT patch tokens [V, S, h*w, C] -> [N, tps*C], row k matching the ViT's k-th hidden state.
+    """VGGT patch tokens, per video [S, h*w, C] -> [N, tps*C], row k matching the ViT's k-th hidden state.
 
     The ViT holds its N = sum(T*h*w) patch tokens in window-attention order: processor order
     (t, h/m, w/m, m, m) regrouped by `window_index` over m x m merge units. VGGT tokens are
@@ -244,9 +250,12 @@ class SSRForConditionalGeneration(nn.Module):
         return llm_grids(video_grid_thw, self.geometry.merge_size)
 
     def encode_video(
-        self, pixel_values_videos: Tensor, video_grid_thw: Tensor, vggt_images: Tensor | None = None
+        self, pixel_values_videos: Tensor, video_grid_thw: Tensor, vggt_images: VGGTImages | None = None
     ) -> Tensor:
-        """Embeddings for all video spans [sum(video_token_count), D], videos concatenated, span order."""
+        """Embeddings for all video spans [sum(video_token_count), D], videos concatenated, span order.
+
+        vggt_images: [V, S, 3, H, W] in [0, 1], or one [S_v, 3, H, W] per video (frame counts may differ).
+        """
         visual_model = self.base.model.visual
         vit = visual_model(
             pixel_values_videos.to(device=self.device, dtype=visual_model.dtype), grid_thw=video_grid_thw
@@ -264,7 +273,7 @@ class SSRForConditionalGeneration(nn.Module):
         return torch.cat([arrange_video_tokens(v, s, g, layout) for v, s, g in zip(visual, spatial, grids)])
 
     def spatial_tokens(
-        self, vit_hidden: Tensor, video_grid_thw: Tensor, vggt_images: Tensor | None
+        self, vit_hidden: Tensor, video_grid_thw: Tensor, vggt_images: VGGTImages | None
     ) -> Tensor:
         """vit_hidden [N, C_vit] (the ViT's window order) -> spatial tokens [N/m^2, D] in raster order."""
         if self.spatial_branch is None:
@@ -274,9 +283,12 @@ class SSRForConditionalGeneration(nn.Module):
         if vggt_images is None:
             raise ValueError("SSR-3D needs vggt_images ([V, S, 3, H, W] in [0, 1]) next to the pixel values")
         geo = self.geometry
-        features = self.vggt.spatial_features(
-            vggt_images.to(self.device), layer=self.ssr_config.spatial_layer
-        )
+        videos = [v.to(self.device) for v in vggt_images]  # [S_v, 3, H, W] each
+        layer = self.ssr_config.spatial_layer
+        if len({v.shape for v in videos}) == 1:  # one VGGT call; its global attention stays within a video
+            features = list(self.vggt.spatial_features(torch.stack(videos), layer=layer))
+        else:
+            features = [self.vggt.spatial_features(v[None], layer=layer)[0] for v in videos]
         window_index, _ = get_vision_window_index(
             video_grid_thw, geo.merge_size, geo.window_size, geo.patch_size
         )
@@ -320,7 +332,7 @@ class SSRForConditionalGeneration(nn.Module):
         position_ids: Tensor | None = None,
         pixel_values_videos: Tensor | None = None,
         video_grid_thw: Tensor | None = None,
-        vggt_images: Tensor | None = None,
+        vggt_images: VGGTImages | None = None,
         labels: Tensor | None = None,
         past_key_values=None,
         use_cache: bool = False,
