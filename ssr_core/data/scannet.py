@@ -142,7 +142,8 @@ def convert_scannet(root: str | Path, scene_id: str, out_dir: str | Path, frame_
     intrinsics = np.repeat(K_color[None], len(kept), axis=0)
 
     def depth(f: int) -> tuple[np.ndarray, np.ndarray] | None:
-        mm = cv2.imread(str(paths.frames_dir / "depth" / f"{kept[f]}.png"), cv2.IMREAD_UNCHANGED)
+        path = paths.frames_dir / "depth" / f"{kept[f]}.png"
+        mm = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
         return None if mm is None or K_depth is None else (mm.astype(np.float32) / 1000.0, K_depth)
 
     visibility = projected_visibility(objects, pose_arr, intrinsics, image_size, depth if has_depth else None)
