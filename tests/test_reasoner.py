@@ -306,3 +306,19 @@ def test_instance_ids_count_per_label_in_order():
         "chair_1",
         "coffee table_0",
     ]
+
+
+@pytest.mark.slow  # importing torch + transformers dominates
+def test_tiny_random_ssr_model_runs_through_the_reasoner():
+    pytest.importorskip("torch")
+    from ssr_core.engine import SSRGenerator
+    from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+
+    generator = SSRGenerator(build_tiny_ssr(num_frames=4), build_tiny_tokenizer())
+    reasoner = SceneReasoner(generator, detect_tokens=32, cell_tokens=6, answer_tokens=6)
+    frames = np.random.default_rng(0).integers(0, 256, (4, 56, 56, 3), dtype=np.uint8)
+    p = reasoner.perceive(frames, 1)  # random weights: garbage text, recorded as failures
+    assert p.window_id == 1 and {"encode", "detect", "total"} <= set(p.timings)
+    assert all(f.stage in ("detect", "box", "cogmap") for f in p.failures)
+    answer = reasoner.ask("How many chair(s) are in this room?")
+    assert answer.window_id == 1 and answer.error == ""
