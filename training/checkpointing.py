@@ -1,0 +1,113 @@
+"""Periodic checkpoints and exact resume.
+
+A checkpoint folder `<output_dir>/checkpoints/step_XXXXXXXX/` holds accelerate's `save_state`
+(model, optimizer, scheduler, every process's RNG states; FSDP/DeepSpeed-aware) plus
+`trainer_state.json` (our position in the sample stream). It is written under a `.tmp` name and
+renamed when complete, so a run killed while saving never leaves a half checkpoint that
+`resume: auto` would pick. The output folder must be on a filesystem shared by all nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from accelerate import Accelerator
+
+STATE_FILE = "trainer_state.json"
+PREFIX = "step_"
+
+
+class ResumeError(RuntimeError):
+    """The checkpoint cannot continue this run's sample order (different data, seed or batch shape)."""
+
+
+@dataclass
+class TrainerState:
+    """Where the run stands: the next micro-batch is micro-batch `position` of epoch `epoch`.
+
+    Checkpoints are only taken right after an optimiser step, so no gradient is pending. The
+    run-shape fields identify the sample order; resuming with other values is refused because
+    the permutation / slicing would differ.
+    """
+
+    global_step: int
+    epoch: int
+    position: int
+    seed: int
+    num_samples: int
+    batch_size: int
+    grad_accum: int
+    world_size: int
+
+    def check_compatible(self, other: TrainerState) -> None:
+        for name in ("seed", "num_samples", "batch_size", "grad_accum", "world_size"):
+            if getattr(self, name) != getattr(other, name):
+                raise ResumeError(
+                    f"checkpoint has {name}={getattr(self, name)} but this run has {getattr(other, name)}: "
+                    "the sample order could not be continued exactly"
+                )
+
+
+def checkpoints_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = checkpoints_dir(output_dir)
+    if not root.is_dir():
+        return []
+    done = [p for p in root.iterdir() if p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()]
+    return sorted((p for p in done if (p / STATE_FILE).is_file()), key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, state: TrainerState, keep_last: int) -> Path:
+    """Write a checkpoint of the current step (all processes call this) and drop the oldest beyond `keep_last`."""
+    final = checkpoints_dir(output_dir) / f"{PREFIX}{state.global_step:08d}"
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in list_checkpoints(output_dir)[:-keep_last]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def read_trainer_state(checkpoint: str | Path) -> TrainerState:
+    return TrainerState(**json.loads((Path(checkpoint) / STATE_FILE).read_text()))
+
+
+def load_checkpoint(accelerator: Accelerator, checkpoint: str | Path, expected: TrainerState) -> TrainerState:
+    """Restore model/optimizer/scheduler/RNG from `checkpoint`; return its trainer state after checking it fits."""
+    state = read_trainer_state(checkpoint)
+    state.check_compatible(expected)
+    accelerator.load_state(str(checkpoint))
+    return state
+
+
+def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
+    """The checkpoint to resume from for `checkpoint.resume` ("auto" | "none" | a folder)."""
+    if resume == "none":
+        return None
+    if resume == "auto":
+        return latest_checkpoint(output_dir)
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise ResumeError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
+    return path

@@ -1,0 +1,455 @@
+"""Two-stage SSR training (paper section 4.2) with accelerate.
+
+    accelerate launch -m training.train --config training/configs/stage1_tiny.yaml
+    python -m training.train --config training/configs/stage1_tiny.yaml --set train.max_steps=5
+
+Stage 1 trains SSR-2D (Qwen2.5-VL alone); stage 2 loads the stage-1 model into SSR-3D with a
+fresh 3D branch (MLP_trans, MLP_3D) and a frozen VGGT. The config decides which parameter
+groups train and at which learning rate (`parameter_groups`). The loss is the base model's
+next-token loss on answer tokens only (the input builder masks everything else with -100).
+
+SIGTERM: the current optimiser step finishes, a checkpoint is written and the process exits
+with status 0; running the same command again resumes from it (`checkpoint.resume: auto`).
+Test hook: SSR_TRAIN_SIGTERM_AT_STEP=k makes the process send itself SIGTERM after step k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
+
+from ssr_core.devices import resolve_device
+from ssr_core.engine import IGNORE_INDEX, SSRInputBuilder
+from ssr_core.model.modeling_ssr import (
+    SPATIAL_BRANCH_WEIGHTS,
+    TINY_VGGT_CONFIG,
+    SSRForConditionalGeneration,
+    build_tiny_ssr,
+    build_tiny_tokenizer,
+)
+from training.checkpointing import (
+    TrainerState,
+    load_checkpoint,
+    resolve_resume,
+    save_checkpoint,
+)
+from training.config import TRAINABLE_GROUPS, ModelSection, TrainConfig, config_to_dict, load_config
+from training.dataset import Collator, EpochBatchSampler, ResumedBatches, SampleDataset, read_samples
+
+SIGTERM_TEST_HOOK = "SSR_TRAIN_SIGTERM_AT_STEP"
+FINAL_DIR = "final"
+TINY_VGGT_FILE = "tiny_vggt.safetensors"
+
+# Parameter name prefix -> group, first match wins (names of SSRForConditionalGeneration).
+GROUP_PREFIXES = (
+    ("vggt.", "vggt"),
+    ("spatial_branch.", "branch_3d"),
+    ("base.model.visual.merger.", "merger"),
+    ("base.model.visual.", "vision"),
+    ("base.model.language_model.", "language"),
+    ("base.lm_head.", "language"),
+)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or SIGTERM-stopped) run reports."""
+
+    global_step: int
+    stopped_by_signal: bool
+    final_model: Path | None  # None when stopped early
+    last_loss: float | None
+    val_loss: float | None
+
+
+# --------------------------------------------------------------------------------------
+# Model and parameter groups
+# --------------------------------------------------------------------------------------
+
+
+def _tiny_vggt_file(accelerator: Accelerator, output_dir: Path, seed: int) -> Path:
+    """The random tiny VGGT of a tiny stage-2 run, written once so the final model can reload it."""
+    from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
+
+    path = (output_dir / TINY_VGGT_FILE).resolve()
+    if accelerator.is_main_process and not path.is_file():
+        torch.manual_seed(seed)
+        vggt = VGGTAggregator(VGGTConfig(**TINY_VGGT_CONFIG))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in vggt.state_dict().items()}, str(path))
+    accelerator.wait_for_everyone()
+    return path
+
+
+def build_model(
+    cfg: ModelSection, stage: int, seed: int, accelerator: Accelerator, output_dir: Path
+) -> tuple[SSRForConditionalGeneration, object]:
+    """(model in float32, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
+    if stage == 1:
+        if cfg.base == "tiny":
+            model = build_tiny_ssr("2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed)
+            tokenizer = build_tiny_tokenizer()
+        else:
+            model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(cfg.base, local_files_only=True)
+    else:
+        tiny = cfg.vggt == "tiny"
+        vggt_path = _tiny_vggt_file(accelerator, output_dir, seed) if tiny else Path(cfg.vggt)
+        torch.manual_seed(seed)  # the fresh 3D branch's initialisation
+        model = SSRForConditionalGeneration.from_ssr2d(
+            cfg.init_from,
+            vggt_path,
+            spatial_layer=cfg.spatial_layer,
+            insertion=cfg.insertion,
+            vggt_config=dict(TINY_VGGT_CONFIG) if tiny else None,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
+    model.ssr_config = replace(model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size)
+    if cfg.gradient_checkpointing:
+        model.base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, tokenizer
+
+
+def parameter_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Every parameter in exactly one group (`TRAINABLE_GROUPS` or "vggt"); unknown names are an error."""
+    groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+    for name, param in model.named_parameters():
+        group = next((g for prefix, g in GROUP_PREFIXES if name.startswith(prefix)), None)
+        if group is None:
+            raise ValueError(f"parameter {name!r} belongs to no training group; update GROUP_PREFIXES")
+        groups.setdefault(group, []).append((name, param))
+    return groups
+
+
+def configure_trainable(model: nn.Module, lr: dict[str, float], weight_decay: float) -> list[dict]:
+    """Freeze what the config does not train; return AdamW parameter groups (no decay on 1-D tensors)."""
+    groups = parameter_groups(model)
+    missing = sorted(g for g, v in lr.items() if v > 0 and g not in groups)
+    if missing:
+        raise ValueError(f"optim.lr trains groups this model does not have: {missing}")
+    optim_groups = []
+    for group in (*TRAINABLE_GROUPS, "vggt"):
+        rate = lr.get(group, 0.0) if group != "vggt" else 0.0
+        params = groups.get(group, [])
+        for _, p in params:
+            p.requires_grad_(rate > 0)
+        if rate > 0:
+            decay = [p for _, p in params if p.ndim >= 2]
+            no_decay = [p for _, p in params if p.ndim < 2]
+            optim_groups.append({"name": group, "params": decay, "lr": rate, "weight_decay": weight_decay})
+            optim_groups.append({"name": f"{group}/no_decay", "params": no_decay, "lr": rate, "weight_decay": 0.0})
+    assert_vggt_frozen(model)
+    return [g for g in optim_groups if g["params"]]
+
+
+def assert_vggt_frozen(model: nn.Module) -> None:
+    """VGGT is a fixed feature extractor in both stages (paper section 3.1)."""
+    trainable = [n for n, p in model.named_parameters() if n.startswith("vggt.") and p.requires_grad]
+    if trainable:
+        raise AssertionError(f"VGGT parameters must stay frozen, found trainable: {trainable[:3]} ...")
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """Train mode for everything except VGGT, which keeps its inference behaviour."""
+    model.train()
+    vggt = getattr(model, "vggt", None)
+    if vggt is not None:
+        vggt.eval()
+
+
+def save_final_model(accelerator: Accelerator, model: nn.Module, tokenizer, path: Path) -> None:
+    """SSR checkpoint folder (the format of `SSRForConditionalGeneration.save_pretrained`) plus tokenizer.
+
+    The full state dict is gathered first (FSDP / DeepSpeed shard it), so all processes call this.
+    VGGT is not stored: its weights path is recorded in ssr_config.json.
+    """
+    state = accelerator.get_state_dict(model)
+    if not accelerator.is_main_process:
+        return
+    unwrapped = accelerator.unwrap_model(model)
+    path.mkdir(parents=True, exist_ok=True)
+    base = {k[len("base.") :]: v for k, v in state.items() if k.startswith("base.")}
+    unwrapped.base.save_pretrained(path, state_dict=base)
+    unwrapped.ssr_config.save(path)
+    branch = {k[len("spatial_branch.") :]: v.contiguous() for k, v in state.items() if k.startswith("spatial_branch.")}
+    if branch:
+        save_file(branch, str(path / SPATIAL_BRANCH_WEIGHTS))
+    tokenizer.save_pretrained(path)
+
+
+# --------------------------------------------------------------------------------------
+# Run plumbing
+# --------------------------------------------------------------------------------------
+
+
+class StopRequest:
+    """Remembers a SIGTERM so the loop can stop at the next optimiser-step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def _mixed_precision(cfg: TrainConfig, device: torch.device) -> str:
+    if cfg.train.mixed_precision == "auto":
+        return "no" if device.type == "cpu" else "bf16"
+    return cfg.train.mixed_precision
+
+
+def _sample_log(output_dir: Path, rank: int) -> Path:
+    return output_dir / f"sample_ids_rank{rank}.jsonl"
+
+
+def _trim_sample_log(path: Path, up_to_step: int) -> None:
+    """Keep the log lines of steps <= `up_to_step` (a resumed run rewrites what came after)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= up_to_step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _flat_hparams(cfg: TrainConfig) -> dict:
+    """Scalar-only view of the config for TensorBoard's hparams."""
+    out: dict = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            out[prefix[:-1]] = value if isinstance(value, int | float | str | bool) else str(value)
+
+    walk("", config_to_dict(cfg))
+    return out
+
+
+def _answer_tokens(labels: torch.Tensor) -> torch.Tensor:
+    """Tokens the loss covers (labels are shifted inside the model)."""
+    return (labels[:, 1:] != IGNORE_INDEX).sum()
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    """Tensors and lists of tensors (`vggt_images` holds one tensor per video) to `device`."""
+    return {k: [t.to(device) for t in v] if isinstance(v, list) else v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate_loss(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> float:
+    """Answer-token loss over a loader, weighted by answer tokens, averaged over processes."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    for batch in loader:
+        batch.pop("sample_ids")
+        batch = _to_device(batch, accelerator.device)
+        loss = model(**batch).loss
+        n = _answer_tokens(batch["labels"])
+        total += torch.stack((loss.double() * n, n.double()))
+    total = accelerator.reduce(total, "sum")
+    set_train_mode(model)
+    return float(total[0] / total[1].clamp(min=1))
+
+
+def _prepare_deepspeed(accelerator: Accelerator, cfg: TrainConfig) -> None:
+    """Our loader is not `prepare`d (we shard it ourselves), so DeepSpeed gets its batch shape from the config."""
+    ds = accelerator.state.deepspeed_plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = cfg.train.batch_size
+    ds["gradient_clipping"] = cfg.optim.max_grad_norm or 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Training loop
+# --------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) one stage. Process-global torch settings are restored afterwards."""
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if cfg.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)  # "where possible"
+    try:
+        return _train(cfg)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
+    output_dir = Path(cfg.output_dir)
+    device = resolve_device(cfg.train.device)  # validates the choice; imports torch_npu for "npu"
+    accelerator = Accelerator(
+        cpu=device.type == "cpu",
+        mixed_precision=_mixed_precision(cfg, device),
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        step_scheduler_with_optimizer=False,  # we step it once per optimiser step, not per process
+        log_with="tensorboard" if cfg.log.tensorboard else None,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    set_seed(cfg.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    accelerator.wait_for_everyone()
+
+    model, tokenizer = build_model(cfg.model, cfg.stage, cfg.seed, accelerator, output_dir)
+    optim_groups = configure_trainable(model, cfg.optim.lr, cfg.optim.weight_decay)
+    optimizer = torch.optim.AdamW(optim_groups, betas=cfg.optim.betas, eps=cfg.optim.eps)
+
+    builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
+    collator = Collator(tokenizer.pad_token_id, with_vggt_images=model.ssr_config.variant == "3d")
+    dataset = SampleDataset(read_samples(cfg.data.train), cfg.data.root_dir, builder)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, world, rank)
+
+    micro_total = sampler.batches_per_epoch * cfg.train.epochs
+    total_steps = cfg.train.max_steps or max(1, micro_total // cfg.train.grad_accum)
+    warmup = cfg.optim.warmup_steps if cfg.optim.warmup_steps is not None else round(cfg.optim.warmup_ratio * total_steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        _prepare_deepspeed(accelerator, cfg)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    state = TrainerState(0, 0, 0, cfg.seed, len(dataset), cfg.train.batch_size, cfg.train.grad_accum, world)
+    checkpoint = resolve_resume(cfg.checkpoint.resume, output_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(accelerator, checkpoint, state)
+        accelerator.print(f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.position})")
+    log_path = _sample_log(output_dir, rank) if cfg.log.sample_ids else None
+    if log_path is not None:
+        _trim_sample_log(log_path, state.global_step)
+    if cfg.log.tensorboard:
+        accelerator.init_trackers(f"stage{cfg.stage}", config=_flat_hparams(cfg))
+
+    stop = StopRequest()
+    hook_step = int(os.environ.get(SIGTERM_TEST_HOOK, "0"))
+    set_train_mode(model)
+    bar = tqdm(total=total_steps, initial=state.global_step, desc=f"stage {cfg.stage}", disable=not accelerator.is_local_main_process)
+    step_loss, step_tokens, step_start = 0.0, 0, time.perf_counter()
+    last_loss: float | None = None
+    try:
+        while state.global_step < total_steps and not stop.requested:
+            loader = DataLoader(
+                dataset,
+                batch_sampler=ResumedBatches(sampler, state.epoch, state.position),
+                collate_fn=collator,
+                num_workers=cfg.train.num_workers,
+            )
+            for batch in loader:
+                ids = batch.pop("sample_ids")
+                batch = _to_device(batch, accelerator.device)
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.optim.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                step_loss += loss.item() / cfg.train.grad_accum
+                step_tokens += int(batch["attention_mask"].sum())
+                if log_path is not None:
+                    record = {"step": state.global_step + 1, "epoch": state.epoch, "position": state.position, "ids": ids}
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                state.position += 1
+                if state.position == sampler.batches_per_epoch:
+                    state.epoch, state.position = state.epoch + 1, 0
+                if not accelerator.sync_gradients:
+                    continue
+
+                scheduler.step()
+                state.global_step += 1
+                last_loss = step_loss
+                bar.update(1)
+                bar.set_postfix(loss=f"{step_loss:.4f}")
+                if state.global_step % cfg.log.every_steps == 0 or state.global_step == total_steps:
+                    elapsed = time.perf_counter() - step_start
+                    stats = accelerator.reduce(torch.tensor([step_loss, step_tokens], device=accelerator.device, dtype=torch.float64), "sum")
+                    metrics = {"train/loss": float(stats[0]) / world, "train/tokens_per_s": float(stats[1]) / max(elapsed, 1e-9)}
+                    for group, rate in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                        if not group["name"].endswith("/no_decay"):
+                            metrics[f"lr/{group['name']}"] = rate
+                    accelerator.log(metrics, step=state.global_step)
+                step_loss, step_tokens, step_start = 0.0, 0, time.perf_counter()
+
+                if hook_step and state.global_step == hook_step:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                stopping = stop.requested
+                if world > 1:  # every process must agree, or the checkpoint collectives would hang
+                    flag = torch.tensor(float(stopping), device=accelerator.device)
+                    stopping = bool(accelerator.reduce(flag, "max") > 0)
+                    stop.requested = stopping
+                if stopping or state.global_step % cfg.checkpoint.every_steps == 0 or state.global_step == total_steps:
+                    save_checkpoint(accelerator, output_dir, state, cfg.checkpoint.keep_last)
+                if stopping or state.global_step >= total_steps:
+                    break
+    finally:
+        stop.restore()
+        bar.close()
+
+    if stop.requested and state.global_step < total_steps:
+        accelerator.print(f"SIGTERM: checkpoint saved at step {state.global_step}; rerun the same command to resume")
+        accelerator.end_training()
+        return TrainResult(state.global_step, True, None, last_loss, None)
+
+    final = output_dir / FINAL_DIR
+    save_final_model(accelerator, model, tokenizer, final)
+    val_loss = None
+    if cfg.data.val:
+        val = SampleDataset(read_samples(cfg.data.val), cfg.data.root_dir, builder)
+        val_sampler = EpochBatchSampler(len(val), cfg.train.batch_size, cfg.seed, world, rank)
+        val_loader = DataLoader(val, batch_sampler=ResumedBatches(val_sampler, 0, 0), collate_fn=collator)
+        val_loss = evaluate_loss(accelerator, model, val_loader)
+        accelerator.log({"val/loss": val_loss}, step=state.global_step)
+        accelerator.print(f"val answer-token loss {val_loss:.4f}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(state.global_step, False, final, last_loss, val_loss)
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """["train.max_steps=5", ...] -> {"train.max_steps": 5} (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train SSR (stage 1: SSR-2D, stage 2: SSR-3D).")
+    parser.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.max_steps=10")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, parse_overrides(args.set))
+    result = train(cfg)
+    if result.final_model is not None:
+        print(f"done: {result.global_step} steps, model in {result.final_model}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
