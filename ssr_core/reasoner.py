@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ssr_core.cogmap import MIN_ANCHOR_SEPARATION_M, LocalCogMap
+from ssr_core.cogmap import LocalCogMap
 from ssr_core.layout import LayoutResult, recover_layout
 from ssr_core.metrics import cell_error
 from ssr_core.parsers import (
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 # since its residual includes the clamping.
 DEFAULT_INCONSISTENCY_THRESHOLD = 1.5
 DEFAULT_MAX_OBJECTS = 40
+DUPLICATE_M = 0.01  # same label, centres closer than this: one object stated twice
 DEFAULT_MAX_QUESTION_CHARS = 500  # the node's ask.max_question_chars default
 DETECT_TOKENS = 2048  # ~45 tokens per object in the grounding format: room for DEFAULT_MAX_OBJECTS
 CELL_TOKENS = 16  # "[7, 3]" is 6 tokens; slack for a stray space or end token
@@ -322,14 +323,9 @@ class SceneReasoner:
             )
             found = found[: self.max_objects]
         kept: list[GroundedObject] = []
-        for obj in found:
-            clash = next(
-                (k for k in kept if np.hypot(*(k.box[:2] - obj.box[:2])) < MIN_ANCHOR_SEPARATION_M), None
-            )
-            if clash is not None:  # a repeated box; two anchors there would define no grid
-                failures.append(
-                    StageFailure("box", f"{obj.label} within 1 cm (bird's-eye) of an earlier {clash.label}; dropped")
-                )
+        for obj in found:  # language models repeat themselves: drop restated boxes
+            if any(k.label == obj.label and np.linalg.norm(k.box[:3] - obj.box[:3]) < DUPLICATE_M for k in kept):
+                failures.append(StageFailure("box", f"{obj.label} repeated at the same centre; dropped"))
             else:
                 kept.append(obj)
         return dict(zip(assign_instance_ids([o.label for o in kept]), kept))

@@ -146,14 +146,15 @@ def test_bad_boxes_duplicates_and_truncation_are_dropped_with_failures():
         '{"label": "lamp", "bbox_7dof": [2.50, -2.00, 0.80, 0.30, 0.30, 1.60, 0.00]}',
     ]
     negative = '{"label": "sofa", "bbox_7dof": [4.00, 2.00, 0.40, -2.00, 0.90, 0.80, 0.00]}'
-    duplicate = good[1].replace('"table"', '"desk"')
+    duplicate = good[1].replace("0.10]", "0.20]")
+    stacked = '{"label": "laptop", "bbox_7dof": [2.00, 1.00, 0.80, 0.30, 0.20, 0.02, 0.00]}'  # on the table
     truncated = '{"label": "bin", "bbox_7dof": [0.5'
-    text = "[" + ", ".join([good[0], negative, good[1], duplicate, good[2], good[3]]) + ", " + truncated
+    text = "[" + ", ".join([good[0], negative, good[1], duplicate, good[2], good[3], stacked]) + ", " + truncated
     p = SceneReasoner(Scripted(text, other="[5, 9]")).perceive(FRAMES, 1)
-    assert [o.instance_id for o in p.objects] == ["chair_0", "table_0", "chair_1", "lamp_0"]
+    assert [o.instance_id for o in p.objects] == ["chair_0", "table_0", "chair_1", "lamp_0", "laptop_0"]
     assert sorted(f.stage for f in p.failures) == ["box", "box", "detect"]
-    assert any("truncated" in f.reason for f in p.failures)
-    assert len(p.triplets) == 2  # 4 objects: seed + one added object
+    assert any("truncated" in f.reason for f in p.failures) and any("repeated" in f.reason for f in p.failures)
+    assert len(p.triplets) == 3  # 5 objects: seed + one per added object
 
     few = SceneReasoner(Scripted("[" + ", ".join(good[:2]) + "]")).perceive(FRAMES, 1)
     assert len(few.objects) == 2 and few.triplets == [] and few.failures == []
