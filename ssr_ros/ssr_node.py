@@ -141,8 +141,9 @@ class SSRNode(LifecycleNode):
         else:
             reason = P.check_update(self.values(), updates)
         if reason is None:
-            for name in updates:
-                self._startup_errors.pop(name, None)
+            if not declaring:  # a valid runtime value replaces an invalid start-up one
+                for name in updates:
+                    self._startup_errors.pop(name, None)
             self._values.update(updates)
             return SetParametersResult(successful=True)
         return SetParametersResult(successful=False, reason=reason)
@@ -320,8 +321,8 @@ class SSRNode(LifecycleNode):
             return None
         window = buffer.take_window()
         if isinstance(window, TooFewFrames):
-            self._too_few += 1
-            if window.available:
+            if window.available:  # no frames at all shows in images_received instead
+                self._too_few += 1
                 self._warn_once("too_few", f"too few frames for a window ({window.available} < "
                                 f"window.min_frames {window.required}); waiting for more (counted)")
             return None
