@@ -267,6 +267,12 @@ class SSRGenerator:
         window.video_embeds = None
 
     @torch.inference_mode()
+    def prefill(self, window: EncodedWindow, prompts: Sequence[Prompt]) -> None:
+        """Build the shared prefix caches these prompts will use (e.g. right after encode, off the query path)."""
+        for prompt in prompts:
+            self._prefix(window, self.inputs.render(prompt)[0])
+
+    @torch.inference_mode()
     def generate_ids(
         self, window: EncodedWindow, prompts: Sequence[Prompt], max_new_tokens: Sequence[int] | int
     ) -> list[list[int]]:
