@@ -237,8 +237,21 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
 
 # ---------------------------------------------------------------------------- command lists
 
-# `ssr eval ...` subcommands; the engine area adds `ssr eval run` here.
-EVAL_COMMANDS: list[Builder] = [add_vsibench_command]
+def add_eval_run_command(subparsers: Subparsers) -> None:
+    # Imported here: those modules import this one for `add_command`.
+    from ssr_core.evaluation import add_eval_run_command as build
+
+    build(subparsers)
+
+
+def add_data_commands(subparsers: Subparsers) -> None:
+    from ssr_core.data.cli import add_data_commands as build
+
+    build(subparsers)
+
+
+# `ssr eval ...` subcommands.
+EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command]
 
 
 def add_eval_commands(subparsers: Subparsers) -> None:
@@ -247,8 +260,8 @@ def add_eval_commands(subparsers: Subparsers) -> None:
         build(group)
 
 
-# Top-level subcommands; the data area adds `ssr data ...` here.
-COMMANDS: list[Builder] = [add_scene_graph_command, add_eval_commands]
+# Top-level subcommands.
+COMMANDS: list[Builder] = [add_scene_graph_command, add_eval_commands, add_data_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
