@@ -36,7 +36,7 @@ class Category:
 
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("bed", (1.90, 0.95, 0.80), (2.15, 1.80, 1.10), "wall", "bed", FABRIC, max_count=1, weight=0.7),
+    Category("bed", (0.95, 1.90, 0.80), (1.80, 2.15, 1.10), "wall", "bed", FABRIC, max_count=1, weight=0.7),
     Category("sofa", (1.60, 0.80, 0.75), (2.40, 1.00, 0.95), "wall", "sofa", FABRIC, max_count=1, weight=0.8),
     Category("armchair", (0.70, 0.70, 0.80), (0.90, 0.90, 1.00), "free", "sofa", FABRIC, max_count=2, weight=0.6),
     Category("chair", (0.42, 0.45, 0.80), (0.50, 0.55, 1.00), "free", "chair", WOOD + DARK, max_count=6, weight=1.4),

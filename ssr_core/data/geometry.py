@@ -7,6 +7,7 @@ These work on `OrientedObject` (9-DoF) boxes in any frame, so they serve the syn
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import ConvexHull
 
 from ssr_core.scene import OrientedObject
 
@@ -91,8 +92,6 @@ def floor_outline(points_xy: np.ndarray, floor_z: float) -> np.ndarray:
 
     Converters use it where a dataset has no room outline; it over-covers non-convex rooms.
     """
-    from scipy.spatial import ConvexHull
-
     hull = ConvexHull(points_xy)  # 2-D hull vertices come counter-clockwise
     xy = points_xy[hull.vertices]
     return np.column_stack([xy, np.full(len(xy), floor_z)])

@@ -283,14 +283,14 @@ def build_mjcf(room: SynthRoom) -> str:
     centre = poly.mean(axis=0)
     spread = np.abs(poly - centre).max(axis=0) / 2
     lights = [
-        f'<light type="point" pos="{_fmt([*(centre + s * spread), room.wall_height - 0.15])}" diffuse="0.35 0.35 0.33" specular="0 0 0" castshadow="false"/>'
+        f'<light type="point" pos="{_fmt([*(centre + s * spread), room.wall_height - 0.15])}" diffuse="0.25 0.25 0.24" specular="0 0 0" castshadow="false"/>'
         for s in ([0, 0], [1, 1], [-1, -1], [1, -1], [-1, 1])
     ]
     return f"""<mujoco model={quoteattr(room.scene_id)}>
   <compiler angle="radian"/>
   <visual>
     <global offwidth="{w}" offheight="{h}"/>
-    <headlight ambient="0.32 0.32 0.32" diffuse="0.25 0.25 0.25" specular="0 0 0"/>
+    <headlight ambient="0.45 0.45 0.45" diffuse="0.35 0.35 0.35" specular="0 0 0"/>
     <map znear="0.005"/>
   </visual>
   <asset>

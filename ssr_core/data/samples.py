@@ -125,7 +125,8 @@ def _frame_paths(scene: Scene, out_dir: Path) -> list[str]:
     return [f"{scene.scene_id}/{p}" for p in scene.image_paths]
 
 
-def _window_samples(scene: Scene, window: WindowAnnotation, w: int, split: str, frames: list[str], rng) -> list[dict]:
+def _window_samples(scene: Scene, window: WindowAnnotation, w: int, split: str, frames: list[str],
+                    rng: np.random.Generator) -> list[dict]:
     """Every QA item of one window as a sample dict (ids number items per task)."""
     families = {
         qa.TASK_COGMAP: qa.cogmap_items(window),

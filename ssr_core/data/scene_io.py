@@ -7,6 +7,7 @@ scene came from. Paths inside are relative to the scene directory so a dataset c
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,6 @@ def copy_frames(sources: list[Path], scene_dir: Path, subdir: str) -> list[str]:
     Converted scenes are self-contained (like synthetic ones), so the sample builder never needs
     the original dataset again.
     """
-    import shutil
-
     (scene_dir / subdir).mkdir(parents=True, exist_ok=True)
     paths = []
     for k, src in enumerate(sources):

@@ -132,13 +132,13 @@ def _on_host(size: np.ndarray, host: OrientedObject, rng: np.random.Generator) -
     if np.any(room < 0):
         return None
     local = np.append(rng.uniform(-room / 2, room / 2), host.size[2] / 2 + size[2] / 2)
-    flip = np.pi if (size[1] < 0.3 and rng.random() < 0.1) else 0.0
-    return OrientedObject("", "", host.center + host.rotation @ local, size, host.rotation @ _rot_z(flip))
+    return OrientedObject("", "", host.center + host.rotation @ local, size, host.rotation.copy())
 
 
-def _chairs_around(table: OrientedObject, polygon, placed, rng) -> list[OrientedObject]:
+def _chairs_around(table: OrientedObject, polygon: np.ndarray, placed: list[OrientedObject],
+                   rng: np.random.Generator) -> list[OrientedObject]:
     """Up to four chairs facing a table from its sides (their -y front towards the table)."""
-    chairs = []
+    chairs: list[OrientedObject] = []
     for side in rng.permutation(4)[: int(rng.integers(1, 5))]:
         size = _sample_size(BY_LABEL["chair"], rng)
         outward = table.rotation[:2, :2] @ [(1, 0), (0, 1), (-1, 0), (0, -1)][side]
@@ -290,30 +290,44 @@ def _slow_down(angles: np.ndarray, max_step: float) -> np.ndarray:
     return smooth
 
 
-def _camera_walk(polygon, floor_boxes, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 4, 4) poses: eye height 1.2-1.7 m, looking into the room while sweeping left-right,
+def _look_targets(objects: list[OrientedObject], xy: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3) point the camera looks at: it pans at a steady angular pace through the centres of
+    3-6 objects that are neighbours in bearing from the walk's middle (preferring objects over
+    1.2 m away, which fill less of the view), so the video sweeps one way across the room."""
+    centres = np.array([o.center for o in objects])
+    mid = xy.mean(axis=0)
+    far = np.linalg.norm(centres[:, :2] - mid, axis=1) > 1.2
+    if far.sum() >= 3:
+        centres = centres[far]
+    bearing = np.arctan2(centres[:, 1] - mid[1], centres[:, 0] - mid[0])
+    order = np.argsort(bearing)
+    k = min(len(order), int(rng.integers(3, 7)))
+    pick = np.roll(order, -int(rng.integers(len(order))))[:k]
+    if rng.random() < 0.5:
+        pick = pick[::-1]
+    pan = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(np.unwrap(bearing[pick])))) + 1e-6 * np.arange(1, k)])
+    s = np.linspace(0.0, pan[-1], n)
+    return np.stack([np.interp(s, pan, centres[pick, c]) for c in range(3)], axis=1)
+
+
+def _camera_walk(polygon: np.ndarray, objects: list[OrientedObject], floor_boxes: list[OrientedObject], n: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(n, 4, 4) poses: eye height 1.3-1.6 m, looking at objects with a slight left-right sweep,
     gentle downward pitch and roll, all smooth in time."""
     xy = _walk(polygon, floor_boxes, n, rng)
     t = np.linspace(0.0, 1.0, n)
-    centre = polygon.mean(axis=0)
-    step = np.gradient(xy, axis=0)
-    heading = np.arctan2(step[:, 1], step[:, 0])
-    to_centre = centre - xy
-    dist = np.linalg.norm(to_centre, axis=1)
-    w = np.clip(dist / 1.5, 0.0, 1.0)
-    look = w[:, None] * to_centre / np.maximum(dist, 1e-9)[:, None] + (1 - w[:, None]) * np.stack([np.cos(heading), np.sin(heading)], 1)
-    yaw = np.unwrap(np.arctan2(look[:, 1], look[:, 0]))
-    if np.ptp(xy, axis=0).max() < 1e-6:  # standing still: turn around instead
-        yaw = yaw[0] + rng.choice([-1, 1]) * min(1.5 * np.pi, np.deg2rad(BASE_TURN_DEG) * (n - 1)) * t
-    yaw = _slow_down(yaw, np.deg2rad(BASE_TURN_DEG))
-    cycles = rng.uniform(0.7, 1.5)
-    amplitude = min(np.deg2rad(rng.uniform(20, 45)), np.deg2rad(SWEEP_RATE_DEG) * (n - 1) / (2 * np.pi * cycles))
-    sweep = amplitude * np.sin(2 * np.pi * cycles * t + rng.uniform(0, 2 * np.pi))
-    pitch = np.deg2rad(-rng.uniform(8, 18) + 5 * np.sin(2 * np.pi * rng.uniform(0.5, 1.2) * t + rng.uniform(0, 2 * np.pi)))
-    roll = np.deg2rad(rng.uniform(1, 3) * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)))
     height = rng.uniform(1.3, 1.6) + 0.03 * np.sin(2 * np.pi * rng.uniform(2, 4) * t)
+    target = _look_targets(objects, xy, n, rng)
+    to = target[:, :2] - xy
+    yaw = _slow_down(np.unwrap(np.arctan2(to[:, 1], to[:, 0])), np.deg2rad(BASE_TURN_DEG))
+    cycles = rng.uniform(0.7, 1.5)
+    amplitude = min(np.deg2rad(rng.uniform(5, 15)), np.deg2rad(SWEEP_RATE_DEG) * (n - 1) / (2 * np.pi * cycles))
+    yaw = yaw + amplitude * np.sin(2 * np.pi * cycles * t + rng.uniform(0, 2 * np.pi))
+    down = np.arctan2(target[:, 2] - height, np.maximum(np.linalg.norm(to, axis=1), 0.5))
+    pitch = _slow_down(np.clip(down, np.deg2rad(-25), np.deg2rad(-5)), np.deg2rad(1.0))
+    roll = np.deg2rad(rng.uniform(1, 3) * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)))
     return np.stack([
-        camera_pose(np.array([xy[i, 0], xy[i, 1], height[i]]), yaw[i] + sweep[i], pitch[i], roll[i]) for i in range(n)
+        camera_pose(np.array([xy[i, 0], xy[i, 1], height[i]]), yaw[i], pitch[i], roll[i]) for i in range(n)
     ])
 
 
@@ -333,7 +347,7 @@ def generate_room(scene_id: str, seed: int, num_frames: int = 64, width: int = 3
         if len(placed) < MIN_OBJECTS:
             continue
         try:
-            poses = _camera_walk(polygon, [o for o, _, h in placed if h is None], num_frames, rng)
+            poses = _camera_walk(polygon, [o for o, _, _ in placed], [o for o, _, h in placed if h is None], num_frames, rng)
         except LayoutError:
             continue
         break
