@@ -26,6 +26,15 @@ PROMPTS: list[Prompt] = [
 LIMITS = [6, 9, 0, 4, 12, 7]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny models: extra intra-op threads cost more than they save, a lot on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     model = build_tiny_ssr(variant="3d", insertion="interleaved", num_frames=32, image_size=(56, 56))

@@ -26,6 +26,15 @@ from ssr_core.model.position_ids import video_span_position_ids
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny models: extra intra-op threads cost more than they save, a lot on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _frames(n, h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
