@@ -105,3 +105,18 @@ def test_zero_weight_drops_a_task(scenes_dir, tmp_path):
     card = build_samples(scenes_dir, tmp_path, config, progress=False)
     assert card.samples["train"].get("cogmap", 0) == 0 and card.samples["train"]["grounding"] > 0
     assert (tmp_path / "val.jsonl").read_text() == ""
+
+
+def test_cli_build_and_convert(scenes_dir, tmp_path, capsys):
+    from ssr_core.cli import main
+    from ssr_core.data.__main__ import main as data_main
+
+    assert main(["data", "build", "--scenes", str(scenes_dir), "--out", str(tmp_path / "ds"), "--frames", "4",
+                 "--windows-per-scene", "1", "--val-fraction", "0.2"]) == 0
+    assert "train" in capsys.readouterr().out and (tmp_path / "ds" / "data_card.json").is_file()
+    assert main(["data", "build", "--scenes", str(scenes_dir), "--out", str(tmp_path / "x"), "--weights", "cogmap=a"]) == 1
+    assert main(["data", "build", "--scenes", str(tmp_path / "empty"), "--out", str(tmp_path / "y")]) == 1
+    assert "error" in capsys.readouterr().err
+    fixtures = Path(__file__).parent / "fixtures" / "arkitscenes"
+    assert data_main(["convert", "arkitscenes", "--root", str(fixtures), "--scene", "40753679", "--out", str(tmp_path)]) == 0
+    assert data_main(["convert", "scannet", "--root", str(fixtures), "--scene", "scene0000_00", "--out", str(tmp_path)]) == 1
