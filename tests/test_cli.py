@@ -264,8 +264,8 @@ def test_other_areas_register_subcommands_through_the_lists(monkeypatch, capsys)
     def add_hello_command(subparsers: cli.Subparsers) -> None:
         cli.add_command(subparsers, "hello", hello, "say hello").add_argument("name")
 
-    def add_data_commands(subparsers: cli.Subparsers) -> None:
-        group = cli.add_group(subparsers, "data", "data engine")
+    def add_extra_commands(subparsers: cli.Subparsers) -> None:
+        group = cli.add_group(subparsers, "extra", "another area's group")
         add_hello_command(group)
 
     def add_plain_argparse_command(subparsers: cli.Subparsers) -> argparse.ArgumentParser:
@@ -273,10 +273,10 @@ def test_other_areas_register_subcommands_through_the_lists(monkeypatch, capsys)
         parser.set_defaults(func=lambda args: 3)
         return parser
 
-    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, add_data_commands])
+    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, add_extra_commands])
     monkeypatch.setattr(
         cli, "EVAL_COMMANDS", [*cli.EVAL_COMMANDS, add_hello_command, add_plain_argparse_command]
     )
-    assert run(["data", "hello", "robot"], capsys) == (0, "hello robot\n", "")
+    assert run(["extra", "hello", "robot"], capsys) == (0, "hello robot\n", "")
     assert run(["eval", "hello", "judge"], capsys) == (0, "hello judge\n", "")
     assert run(["eval", "plain"], capsys) == (3, "", "")
