@@ -34,7 +34,8 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from ssr_ros import params as P
-from ssr_ros.image_conversion import ImageDecoder, Rejected
+from ssr_ros.frame_ingest import FrameIngest
+from ssr_ros.image_conversion import ImageDecoder, Rejected, validate
 from ssr_ros.inference_worker import InferenceWorker, QueueFull
 from ssr_ros.markers import window_markers
 from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
@@ -75,6 +76,8 @@ class SSRNode(LifecycleNode):
         self._model: LoadedModel | None = None
         self._buffer: WindowBuffer | None = None
         self._decoder: ImageDecoder | None = None
+        self._ingest: FrameIngest | None = None
+        self._reject_lock = threading.Lock()
         self._worker: InferenceWorker | None = None
         self._active = False
         self._pose_history: PoseHistory | None = None
@@ -179,6 +182,7 @@ class SSRNode(LifecycleNode):
         self._decoder = ImageDecoder(values["model.max_side"])
         self._buffer = WindowBuffer(values["window.buffer_frames"], values["window.frames"],
                                     values["window.min_frames"], values["window.mode"], values["window.duration"])
+        self._ingest = FrameIngest(self._ingest_image, on_error=self._on_ingest_error)
         self._pubs = {
             "detections": self.create_lifecycle_publisher(Detections7DoF, "~/detections", 10),
             "scene_graph": self.create_lifecycle_publisher(SceneGraph, "~/scene_graph", 10),
@@ -212,6 +216,7 @@ class SSRNode(LifecycleNode):
                                                        self._on_camera_pose, 50, callback_group=self._aux_group))
         self._worker = InferenceWorker(self._process_window, values["ask.queue_size"], self._on_worker_error)
         self._worker.start()
+        self._ingest.start()
         self._window_timer = self.create_timer(values["window.period"], self._on_window_timer,
                                                callback_group=self._aux_group)
         self._active = True
@@ -249,6 +254,8 @@ class SSRNode(LifecycleNode):
         self._subs = []
         if self._worker is not None:
             self._worker.stop()
+        if self._ingest is not None:
+            self._ingest.stop()
 
     def _release_windows(self) -> None:
         """Encoded windows hold accelerator memory; nothing may ask about them after deactivation."""
@@ -267,29 +274,42 @@ class SSRNode(LifecycleNode):
         self._pubs = {}
         self._tf_broadcaster = None
         self._buffer = None
+        self._ingest = None
         release_accelerator_memory()
 
     # ---------------------------------------------------------------- inputs
     def _on_image(self, msg: Image) -> None:
-        """Decode, downscale, buffer. Timed: its percentiles are in /diagnostics."""
+        """Validate the header fields and queue for decoding; timed, percentiles in /diagnostics."""
         t0 = time.perf_counter()
         self._images_received += 1
+        ingest = self._ingest
+        if ingest is None or not self._active:
+            return
+        rejected = validate(msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
+        if rejected is None:
+            ingest.put(msg)
+        else:
+            self._reject(rejected)
+        self._callback_s.append(time.perf_counter() - t0)
+
+    def _ingest_image(self, msg: Image) -> None:
+        """Ingest thread: decode and downscale (INTER_AREA), then buffer."""
         decoder, buffer = self._decoder, self._buffer
         if decoder is None or buffer is None:
             return
-        try:
-            result = decoder.decode(msg)
-        except Exception as exc:  # belt and braces: a decoder bug must not kill the camera path
-            result = Rejected("decode_error", f"{type(exc).__name__}: {exc}")
+        result = decoder.decode(msg)
         if isinstance(result, Rejected):
             self._reject(result)
         else:
             frame_id = self.value("frames.camera_frame") or msg.header.frame_id
             buffer.add(Frame(ns_from_stamp(msg.header.stamp), result, frame_id))
-        self._callback_s.append(time.perf_counter() - t0)
+
+    def _on_ingest_error(self, exc: BaseException) -> None:
+        self._reject(Rejected("decode_error", f"{type(exc).__name__}: {exc}"))
 
     def _reject(self, rejected: Rejected) -> None:
-        self._rejected[rejected.kind] = self._rejected.get(rejected.kind, 0) + 1
+        with self._reject_lock:
+            self._rejected[rejected.kind] = self._rejected.get(rejected.kind, 0) + 1
         if rejected.kind not in self._warned:  # once per kind; counts go to /diagnostics
             self._warned.add(rejected.kind)
             self.get_logger().warning(f"image rejected ({rejected.kind}): {rejected.detail}; further "
@@ -455,8 +475,9 @@ class SSRNode(LifecycleNode):
     # ---------------------------------------------------------------- diagnostics
     def stats(self) -> dict[str, str]:
         """Everything /diagnostics reports, as strings (also used by tests through the topic)."""
-        w, b = self._worker, self._buffer
+        w, b, ingest = self._worker, self._buffer, self._ingest
         cb = np.array(self._callback_s) * 1e3
+        decode = np.array(ingest.durations_s if ingest else ()) * 1e3
         model = self._model
         out = {
             "lifecycle_state": self._state_machine.current_state[1],
@@ -468,6 +489,7 @@ class SSRNode(LifecycleNode):
             "images_received": str(self._images_received),
             "frames_buffered": str(b.received if b else 0),
             "frames_dropped": str(b.dropped if b else 0),
+            "frames_dropped_ingest": str(ingest.dropped if ingest else 0),
             "frames_rejected": str(sum(self._rejected.values())),
             "windows_started": str(w.submitted if w else 0),
             "windows_processed": str(w.processed if w else 0),
@@ -480,6 +502,8 @@ class SSRNode(LifecycleNode):
             "callback_ms_median": f"{np.median(cb):.3f}" if len(cb) else "nan",
             "callback_ms_p99": f"{np.percentile(cb, 99):.3f}" if len(cb) else "nan",
             "callback_ms_max": f"{cb.max():.3f}" if len(cb) else "nan",
+            "decode_ms_median": f"{np.median(decode):.3f}" if len(decode) else "nan",
+            "decode_ms_p99": f"{np.percentile(decode, 99):.3f}" if len(decode) else "nan",
             "camera_info_received": str(self._camera_info_received),
             "asks_ok": str(self._asks_ok),
             "asks_failed": str(self._asks_failed),

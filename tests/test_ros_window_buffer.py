@@ -1,4 +1,4 @@
-"""Window buffer and inference worker: sampling, bounded memory, newest-window-wins accounting."""
+"""Window buffer, frame ingest and inference worker: sampling, bounded memory, drop/skip accounting."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from ssr_ros.frame_ingest import FrameIngest
 from ssr_ros.inference_worker import InferenceWorker, QueueFull
 from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer, uniform_indices
 
@@ -144,3 +145,28 @@ def test_worker_skips_asks_cancelled_while_queued():
     worker.submit_ask(lambda: 2).result(5)  # the slot was freed
     worker.stop(5)
     assert ran == []
+
+
+def test_ingest_is_bounded_drops_oldest_and_survives_errors():
+    gate = threading.Event()
+    done, errors = [], []
+
+    def process(item):
+        gate.wait(5)
+        if item == "bad":
+            raise ValueError("corrupt")
+        done.append(item)
+
+    ingest = FrameIngest(process, depth=2, on_error=errors.append)
+    ingest.start()
+    ingest.put("bad")  # taken by the thread at once, waits on the gate
+    time.sleep(0.05)
+    for item in ("a", "b", "c"):
+        ingest.put(item)  # depth 2: "a" is dropped
+    gate.set()
+    deadline = time.monotonic() + 5
+    while ingest.processed < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ingest.stop(5)
+    assert done == ["b", "c"] and ingest.dropped == 1
+    assert [str(e) for e in errors] == ["corrupt"] and len(ingest.durations_s) == 3
