@@ -68,7 +68,10 @@ class GroundedObject:
 
 # ---------------------------------------------------------------------------- helpers
 
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+# Every pattern below is linear-time on any input: no two adjacent quantifiers can trade
+# characters (the fence's language tag cannot contain a newline or a backtick), and the texts
+# the loose patterns run on have their whitespace runs squeezed to one space first.
+_FENCE = re.compile(r"```(?:[^\n`]*\n)?(.*?)```", re.DOTALL)
 _NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 
@@ -76,6 +79,11 @@ def _unfenced(text: str) -> str:
     """The content of the first Markdown code fence, or the text itself."""
     match = _FENCE.search(text)
     return match.group(1) if match else text
+
+
+def _squeezed(text: str) -> str:
+    """The unfenced text with every whitespace run turned into one space (see the patterns)."""
+    return " ".join(_unfenced(text).split())
 
 
 def _too_long(text: str) -> ParseFailure | None:
@@ -104,7 +112,7 @@ def parse_cell(text: str) -> Parsed[tuple[int, int]] | ParseFailure:
     strict = _STRICT_CELL.fullmatch(text.strip())
     if strict:
         return Parsed((int(strict.group(1)), int(strict.group(2))), lenient=False)
-    body = _unfenced(text)
+    body = _squeezed(text)
     pairs = _LOOSE_CELL.findall(body)
     if not pairs:
         bare = _BARE_CELL.fullmatch(body)
@@ -311,7 +319,7 @@ def _parse_choice(text: str, options: Sequence[str] | None) -> Parsed[str] | Par
     stripped = text.strip()
     if len(stripped) == 1 and stripped in letters:
         return Parsed(stripped, lenient=False)
-    body = _unfenced(text).strip()
+    body = _squeezed(text)
     lone = {m for m in _LONE_CAPITAL.findall(body) if m in letters}
     lead = _LEADING_LETTER.match(body)
     if lead and (lead.group(1).isupper() or len(body) <= 3):
@@ -334,7 +342,7 @@ def _parse_choice(text: str, options: Sequence[str] | None) -> Parsed[str] | Par
 def _parse_number(text: str) -> Parsed[float] | ParseFailure:
     stripped = text.strip()
     lenient = _STRICT_NUMBER.fullmatch(stripped) is None
-    body = _unfenced(text)
+    body = _squeezed(text)
     number = _ANY_NUMBER.search(body)
     if not lenient:
         value = float(stripped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -337,6 +338,26 @@ def test_parsers_never_raise_on_pathological_text(text: str) -> None:
     assert _is_result(parse_grounding(text))
     assert _is_result(parse_vsibench(text, "object_counting"))
     assert _is_result(parse_vsibench(text, "route_planning", OPTIONS))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "answer" + " " * 60_000 + "1",  # adjacent optional whitespace runs
+        "```" + "a" * 60_000,  # an unclosed fence with a long language tag
+        "[1" + " " * 60_000 + "x",
+        "1" + " " * 60_000 + ",",
+        "[1, " * 15_000,
+    ],
+)
+def test_parsers_stay_linear_on_adversarial_text(text: str) -> None:
+    """Backtracking regexes go quadratic here (minutes); the parsers take milliseconds."""
+    start = time.perf_counter()
+    parse_cell(text)
+    parse_grounding(text)
+    parse_vsibench(text, "object_counting")
+    parse_vsibench(text, "object_rel_direction_hard", OPTIONS)
+    assert time.perf_counter() - start < 2.0
 
 
 def test_parsers_refuse_non_strings() -> None:
