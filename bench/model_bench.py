@@ -1,10 +1,11 @@
 """SSR engine benchmark: encode one window, answer 20 MultiQA-style queries.
 
 Compares answering from one shared prefix KV cache (batched) with re-prefilling the whole prompt
-(system + video + question) for every query, one by one. Both paths produce the same greedy
+(system + video + question) for every query, one by one. Frames are 336x448 as in the SSR
+default, so the prefix (~6.4k tokens: 3072 visual + 3072 spatial) is as long as the real one. Both paths produce the same greedy
 tokens; stop tokens are ignored so every query decodes exactly --new-tokens tokens.
 
-    python bench/model_bench.py                 # CPU, tiny random SSR-3D (32 frames, 112x112)
+    python bench/model_bench.py --threads 1     # CPU, tiny random SSR-3D (32 frames of 336x448)
     python bench/model_bench.py --config full   # Qwen2.5-VL-7B-sized SSR-3D + VGGT-1B, random weights, GPU
 
 Prints a markdown table.
@@ -174,7 +175,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", choices=("tiny", "full"), default="tiny")
     parser.add_argument("--device", default=None, help="default: cpu for tiny, auto for full")
     parser.add_argument("--queries", type=int, default=20)
-    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument(
+        "--new-tokens", type=int, default=8, help="per query; a cell answer is ~7 Qwen tokens"
+    )
+    parser.add_argument(
+        "--image-size", type=int, nargs=2, default=(336, 448), help="frame H W (SSRConfig default)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
@@ -184,13 +190,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     if args.config == "tiny":
         device = resolve_device(args.device or "cpu")
-        model = build_tiny_ssr("3d", "interleaved", num_frames=32, image_size=(112, 112)).to(device)
-        frames = rng.integers(0, 256, (32, 120, 160, 3), dtype=np.uint8)
+        model = build_tiny_ssr("3d", "interleaved", num_frames=32, image_size=tuple(args.image_size)).to(
+            device
+        )
+        frames = rng.integers(0, 256, (32, 240, 320, 3), dtype=np.uint8)
     else:
         device = resolve_device(args.device or "auto")
         if device.type == "cpu":
             raise SystemExit("--config full needs a GPU or NPU (7B + VGGT-1B with random weights)")
-        model = build_full_ssr(device, resolve_dtype(device), image_size=(336, 448))
+        model = build_full_ssr(device, resolve_dtype(device), image_size=tuple(args.image_size))
         frames = rng.integers(0, 256, (32, 480, 640, 3), dtype=np.uint8)
     generator = SSRGenerator(model, tokenizer, max_batch_size=args.queries)
     rows = run(generator, frames, queries(args.queries), args.new_tokens)
