@@ -149,3 +149,15 @@ def test_from_checkpoint_round_trip(tiny, tmp_path):
     prompts, limits = PROMPTS[:3], [4, 4, 4]
     expected = original.generate(original.encode_window(frames), prompts, limits)
     assert loaded.generate(loaded.encode_window(frames), prompts, limits) == expected
+
+
+def test_ssr2d_generator_and_prefill():
+    model = build_tiny_ssr(variant="2d", num_frames=8, image_size=(56, 84))
+    generator = SSRGenerator(model, build_tiny_tokenizer(), max_batch_size=4)
+    frames = np.random.default_rng(2).integers(0, 256, (10, 50, 70, 3), dtype=np.uint8)
+    window = generator.encode_window(frames)
+    assert window.video_embeds is not None and tuple(window.video_embeds.shape) == (4 * 2 * 3, 64)
+    generator.prefill(window, PROMPTS[:2])
+    assert len(window.prefixes) == 2
+    batched = generator.generate_ids(window, PROMPTS[:4], [5, 6, 7, 8])
+    assert batched == [_one_by_one(generator, frames, p, n) for p, n in zip(PROMPTS[:4], [5, 6, 7, 8])]

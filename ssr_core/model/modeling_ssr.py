@@ -133,9 +133,8 @@ def preprocess_frames(
     picked = frames[select_frames(len(frames), num_frames)]
     if len(picked) % tps:
         picked = np.concatenate([picked, picked[-1:].repeat(tps - len(picked) % tps, axis=0)])
-    images = (
-        torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2).float() / 255.0
-    )  # [S, 3, H0, W0]
+    # [S, 3, H0, W0] in [0, 1]
+    images = torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2).float() / 255.0
     if images.shape[-2:] != (height, width):
         images = F.interpolate(
             images, size=(height, width), mode="bicubic", antialias=True, align_corners=False
