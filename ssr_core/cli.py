@@ -237,6 +237,7 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
 
 # ---------------------------------------------------------------------------- command lists
 
+
 def add_eval_run_command(subparsers: Subparsers) -> None:
     # Imported here: those modules import this one for `add_command`.
     from ssr_core.evaluation import add_eval_run_command as build
