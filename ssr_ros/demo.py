@@ -1,0 +1,212 @@
+"""ssr_demo: the whole ROS graph on one machine, without `launch` or `ros2 bag play`.
+
+Renders a small synthetic recording (ssr_core.data, MuJoCo), then runs ssr_replay, ssr_node and a
+client node in this process (one MultiThreadedExecutor, the same nodes and topics as
+launch/demo.launch.py), asks a spatial question through ~/ask (which starts the window over the
+whole replay), prints the detections, scene graph and answer, and writes a bird's-eye PNG.
+Without a trained checkpoint it runs the ground-truth stand-in and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
+WINDOW_FRAMES = 32
+
+
+def params_file() -> Path:
+    """config/ssr_node.yaml from the source tree, else from the installed share directory."""
+    if REPO_CONFIG.exists():
+        return REPO_CONFIG
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("ssr_ros")) / "config" / "ssr_node.yaml"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="ssr_demo", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("ssr_demo_out"), help="output directory (scene, PNG)")
+    p.add_argument("--model", choices=("auto", "ground_truth", "tiny_random", "ssr"), default="auto",
+                   help="auto: the SSR checkpoint when --checkpoint is given, else the ground-truth stand-in")
+    p.add_argument("--checkpoint", default="", help="trained SSR checkpoint directory")
+    p.add_argument("--vggt", default="", help="VGGT aggregator weights (with --checkpoint)")
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
+    p.add_argument("--frames", type=int, default=64, help="frames in the synthetic recording")
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
+    return p.parse_args(argv)
+
+
+def model_kind(args) -> str:
+    if args.model != "auto":
+        return args.model
+    return "ssr" if args.checkpoint else "ground_truth"
+
+
+def banner(kind: str, args) -> str:
+    if kind == "ssr":
+        return f"model: trained SSR checkpoint {args.checkpoint}"
+    if kind == "tiny_random":
+        return ("model: tiny RANDOM SSR model -- the real engine with untrained weights; its answers are noise. "
+                "NOT a trained model.")
+    return ("model: ground-truth stand-in -- answers come from the scene's ground truth through the real "
+            "prompt/parse path. NOT a trained model: these results say nothing about SSR's accuracy.")
+
+
+def render_scene(args) -> Path:
+    scene_dir = args.out / "data" / "synth_0000"
+    if (scene_dir / "scene.json").exists() and (scene_dir / "recording").exists():
+        print(f"[1/4] reusing synthetic scene {scene_dir}")
+        return scene_dir
+    from ssr_core.data.synthesize import synthesize_scene
+
+    print(f"[1/4] rendering a synthetic scene: {args.frames} frames {args.width}x{args.height}, seed {args.seed}")
+    t0 = time.monotonic()
+    synthesize_scene(args.out / "data", "synth_0000", args.seed, args.frames, args.width, args.height, bag=True)
+    print(f"      {scene_dir} (+ rosbag2 recording) in {time.monotonic() - t0:.1f}s")
+    return scene_dir
+
+
+def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
+    """A VSI-Bench question for the window ~/ask will start (all frames, uniformly sampled) and its
+    true answer; room size does not depend on which frames the window holds."""
+    from ssr_core.data.scene_io import load_scene
+    from ssr_core.data.windows import annotate_window
+    from ssr_core.qa import generate_qa
+    from ssr_ros.model_loading import QA_SEED
+    from ssr_ros.window_buffer import uniform_indices
+
+    scene = load_scene(scene_dir)
+    window = annotate_window(scene, uniform_indices(min(num_frames, scene.num_frames), WINDOW_FRAMES))
+    items = [i for i in generate_qa(window, np.random.default_rng(QA_SEED)) if i.task == "vsibench" and not i.options]
+    preferred = ("room_size_estimation", "object_counting")
+    items.sort(key=lambda i: preferred.index(i.question_type) if i.question_type in preferred else len(preferred))
+    if not items:
+        return "How many chair(s) are in this room?", "(not generated for this window)"
+    text = items[0].messages[-1]["content"]
+    lines = text.split("\n")
+    return lines[1] if len(lines) >= 3 else text, items[0].answer  # the question line of vsibench_prompt
+
+
+def print_results(det, graph, answer, question: str, expected: str) -> None:
+    print(f"\nDetections7DoF (window {det.window_id}, {det.num_frames} frames, frame {det.header.frame_id!r}, "
+          f"latency {det.latency:.2f}s):")
+    print(f"  {'id':<18}{'label':<16}{'x':>7}{'y':>7}{'z':>7}{'l':>6}{'w':>6}{'h':>6}{'yaw':>7}{'score':>7}")
+    for b in det.boxes:
+        print(f"  {b.instance_id:<18}{b.label:<16}{b.x:7.2f}{b.y:7.2f}{b.z:7.2f}{b.length:6.2f}{b.width:6.2f}"
+              f"{b.height:6.2f}{b.yaw:7.2f}{b.score:7.2f}")
+    if graph is not None:
+        print(f"SceneGraph: {len(graph.instance_ids)} objects, {len(graph.triplets)} triplets "
+              f"(anchor1, anchor2 -> target: target cell; residual)")
+        for t in graph.triplets:
+            flag = "  INCONSISTENT" if t.inconsistent else ""
+            print(f"  {t.anchor1}, {t.anchor2} -> {t.target}: {[int(v) for v in t.target_cell]}; {t.residual:.2f}{flag}")
+    print(f"\nQ: {question}")
+    if answer.success:
+        print(f"A: {answer.answer}  (window {answer.window_id}, {answer.latency:.2f}s; ground truth: {expected})")
+    else:
+        print(f"A: failed: {answer.error}")
+
+
+def run(args) -> int:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from ssr_msgs.msg import Detections7DoF, SceneGraph
+    from ssr_msgs.srv import AskSpatial
+
+    from ssr_core.data import rosbag_io
+    from ssr_ros.bev_plot import write_bev_png
+    from ssr_ros.replay_node import ReplayNode
+    from ssr_ros.ssr_node import SSRNode, executor_threads
+
+    kind = model_kind(args)
+    scene_dir = render_scene(args)
+    print(f"[2/4] {banner(kind, args)}")
+    overrides = {
+        "model.kind": kind, "model.scene_dir": str(scene_dir.resolve()), "model.checkpoint": args.checkpoint,
+        "model.vggt_path": args.vggt, "model.device": args.device, "window.frames": WINDOW_FRAMES,
+        "window.period": 3600.0,  # no periodic window: ~/ask starts one over the whole replay
+        "ask.timeout": args.timeout,
+    }
+    node_args = ["--ros-args", "--params-file", str(params_file())]
+    for name, value in overrides.items():
+        node_args += ["-p", f"{name}:={value if value != '' else chr(34) * 2}"]
+    node_args += ["-r", f"image:={rosbag_io.IMAGE_TOPIC}", "-r", f"camera_info:={rosbag_io.INFO_TOPIC}",
+                  "-r", f"camera_pose:={rosbag_io.POSE_TOPIC}"]
+    sys.setswitchinterval(0.001)
+    rclpy.init()
+    ssr = SSRNode(cli_args=node_args)
+    replay = ReplayNode(cli_args=["--ros-args", "-p", f"bag:={scene_dir / 'recording'}", "-p", f"rate:={args.rate}",
+                                  "-p", "wait_for_subscribers:=30.0", "-p", "at_end:=idle"])
+    client = rclpy.create_node("ssr_demo")
+    detections, graphs = [], []
+    client.create_subscription(Detections7DoF, "ssr_node/detections", detections.append, 10)
+    client.create_subscription(SceneGraph, "ssr_node/scene_graph", graphs.append, 10)
+    executor = MultiThreadedExecutor(num_threads=executor_threads(ssr) + 2)
+    for node in (ssr, replay, client):
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    ssr.autostart()
+    try:
+        print(f"[3/4] replaying {scene_dir / 'recording'} at x{args.rate} into ssr_node")
+        if not replay.finished.wait(args.timeout):
+            print("replay did not finish in time", file=sys.stderr)
+            return 1
+        time.sleep(0.5)  # the last frames are still being decoded
+        question, expected = demo_question(scene_dir, replay.published)
+        print("[4/4] asking through ~/ask (starts the window over all replayed frames)")
+        ask = client.create_client(AskSpatial, "ssr_node/ask")
+        if not ask.wait_for_service(timeout_sec=10):
+            print("~/ask is not available", file=sys.stderr)
+            return 1
+        future = ask.call_async(AskSpatial.Request(question=question))
+        deadline = time.monotonic() + args.timeout + 5
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        answer = future.result()
+        if answer is None or not answer.window_id:
+            print(f"no window was perceived: {answer.error if answer else 'no reply'}", file=sys.stderr)
+            return 1
+        while time.monotonic() < deadline and not any(d.window_id == answer.window_id for d in detections):
+            time.sleep(0.05)
+        det = next((d for d in detections if d.window_id == answer.window_id), None)
+        if det is None:
+            print("the window's detections did not arrive", file=sys.stderr)
+            return 1
+        graph = next((g for g in graphs if g.window_id == answer.window_id), None)
+        print_results(det, graph, answer, question, expected)
+        png = write_bev_png(det, graph, args.out / "bev.png",
+                            f"SSR demo ({kind}): window {det.window_id}, canonical frame")
+        print(f"\nbird's-eye view: {png}\n{banner(kind, args)}")
+        return 0 if answer.success or kind != "ground_truth" else 1
+    finally:
+        replay.stop()
+        executor.shutdown(timeout_sec=5)
+        for node in (ssr, replay, client):
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # a demo has no business on the LAN
+    t0 = time.monotonic()
+    code = run(args)
+    print(f"ssr_demo finished in {time.monotonic() - t0:.1f}s")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
