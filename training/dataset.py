@@ -29,18 +29,23 @@ class SampleFormatError(ValueError):
     """A JSONL line does not follow the training-sample contract (docs/ARCHITECTURE.md)."""
 
 
-def make_tiny_dataset(out_dir: str | Path, num_scenes: int = 3, seed: int = 0) -> Path:
+def make_tiny_dataset(
+    out_dir: str | Path, num_scenes: int = 3, seed: int = 0, tasks: Sequence[str] = ("cogmap", "grounding", "vsibench")
+) -> Path:
     """Tiny synthetic data set for the tiny configs, tests and the benchmark: `<out_dir>/samples/{train,val}.jsonl`.
 
     Uses the data engine (MuJoCo renders of procedural rooms) at 64x48 px, 8 frames a scene and
-    one 4-frame window per scene; a few seconds on one CPU core.
+    one 4-frame window per scene; a few seconds on one CPU core. `tasks` picks the sample
+    families (VSI-Bench-style prompts are the shortest, which keeps tiny CPU runs fast).
     """
-    from ssr_core.data.samples import BuildConfig, build_samples
+    from ssr_core.data.samples import TASKS, BuildConfig, build_samples
     from ssr_core.data.synthesize import synthesize_dataset
 
     out = Path(out_dir)
     synthesize_dataset(out / "scenes", num_scenes, seed=seed, num_frames=8, width=64, height=48, progress=False)
-    build_samples(out / "scenes", out / "samples", BuildConfig(frames_per_window=4, windows_per_scene=1, seed=seed), progress=False)
+    weights = {t: float(t in tasks) for t in TASKS}
+    config = BuildConfig(frames_per_window=4, windows_per_scene=1, weights=weights, seed=seed)
+    build_samples(out / "scenes", out / "samples", config, progress=False)
     return out / "samples"
 
 

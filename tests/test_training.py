@@ -1,0 +1,275 @@
+"""Training: configs, sample order, parameter groups, and tiny end-to-end runs on CPU.
+
+The slow tests train the tiny random SSR on a few synthetic scenes (data engine, 64x48 renders):
+an overfit check, a SIGTERM-interrupted run resumed to the same weights and sample order as an
+uninterrupted one, and a two-stage smoke run ending in `ssr_core.evaluation`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from training.checkpointing import latest_checkpoint, list_checkpoints, read_trainer_state
+from training.config import ConfigError, config_from_dict, load_config
+from training.dataset import EpochBatchSampler, make_tiny_dataset
+from training.train import SIGTERM_TEST_HOOK, configure_trainable, parameter_groups, train
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "training" / "configs"
+OVERFIT_MAX_STEPS = 60  # bound for the overfit test (it typically crosses 10 % near step 40)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny models: extra intra-op threads cost more than they save, a lot on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def samples_dir(tmp_path_factory) -> Path:
+    """Three rendered scenes -> train/val samples; plus small subsets the runs use."""
+    out = make_tiny_dataset(tmp_path_factory.mktemp("tiny_data"), num_scenes=3, seed=0, tasks=("vsibench",))
+    train = (out / "train.jsonl").read_text().splitlines()
+    val = (out / "val.jsonl").read_text().splitlines()
+    assert len(train) >= 10 and len(val) >= 3
+    (out / "train10.jsonl").write_text("\n".join(train[:10]) + "\n")
+    (out / "val3.jsonl").write_text("\n".join(val[:3]) + "\n")
+    fixed = []
+    for i, line in enumerate(train[:8]):  # short distinct questions: the overfit test stays fast
+        s = json.loads(line)
+        question = f"{s['question_type']}? Sample {i}."
+        fixed.append({"id": f"fixed_{i}", "frames": s["frames"], "messages": [{"role": "user", "content": question}], "answer": s["answer"]})
+    (out / "fixed8.jsonl").write_text("".join(json.dumps(s) + "\n" for s in fixed))
+    return out
+
+
+def tiny_config(stage: int, output_dir: Path, train_file: Path, **sections) -> dict:
+    """A tiny CPU run: tiny model, 4 frames of 56x56, deterministic."""
+    model = {"base": "tiny"} if stage == 1 else {"init_from": None, "vggt": "tiny", "spatial_layer": 1}
+    lr = {"language": 1e-3, "merger": 1e-3, "vision": 1e-3} if stage == 1 else {"branch_3d": 1e-3, "merger": 1e-4, "language": 1e-4}
+    cfg = {
+        "stage": stage,
+        "seed": 0,
+        "output_dir": str(output_dir),
+        "model": {**model, "num_frames": 4, "image_size": [56, 56]},
+        "data": {"train": str(train_file)},
+        "optim": {"lr": lr, "warmup_steps": 2},
+        "train": {"max_steps": 6, "batch_size": 2, "grad_accum": 2, "device": "cpu", "deterministic": True},
+        "checkpoint": {"every_steps": 2, "keep_last": 2},
+        "log": {"every_steps": 1},
+    }
+    for name, values in sections.items():
+        cfg[name] = {**cfg[name], **values}
+    return cfg
+
+
+def logged_ids(output_dir: Path) -> list[str]:
+    lines = (output_dir / "sample_ids_rank0.jsonl").read_text().splitlines()
+    return [i for line in lines for i in json.loads(line)["ids"]]
+
+
+def scalars(output_dir: Path, stage: int, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(output_dir / "logs" / f"stage{stage}"))
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
+
+
+# ---------------------------------------------------------------------------- fast checks
+
+
+def test_shipped_configs_load():
+    """Every training YAML validates; every accelerate YAML is readable by accelerate."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    stages = {p.name: load_config(p).stage for p in CONFIGS.glob("*.yaml")}
+    assert stages == {"stage1_tiny.yaml": 1, "stage2_tiny.yaml": 2, "stage1_7b.yaml": 1, "stage2_7b.yaml": 2}
+    big = load_config(CONFIGS / "stage2_7b.yaml")
+    assert big.model.num_frames == 32 and big.model.gradient_checkpointing and big.train.mixed_precision == "auto"
+    kinds = {p.name: str(load_config_from_file(str(p)).distributed_type) for p in (CONFIGS / "accelerate").glob("*.yaml")}
+    assert {"FSDP", "DEEPSPEED"} <= {k.split(".")[-1] for k in kinds.values()}
+    zero = {yaml.safe_load((CONFIGS / "accelerate" / f"deepspeed_zero{s}.yaml").read_text())["deepspeed_config"]["zero_stage"] for s in (2, 3)}
+    assert zero == {2, 3}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": {"base": "tiny", "num_frames": 3}}, "num_frames"),
+        ({"optim": {"lr": {"vggt": 1e-4}}}, "unknown groups"),
+        ({"optim": {"lr": {"branch_3d": 1e-4}}}, "no branch_3d"),
+        ({"train": {"batch_size": 2, "typo": 1}}, "unknown keys"),
+        ({"train": {"device": "cpu", "mixed_precision": "bf16"}}, "float32"),
+        ({"stage": 2}, "init_from"),
+    ],
+)
+def test_config_rejects_mistakes(change, message):
+    cfg = {"stage": 1, "output_dir": "x", "model": {"base": "tiny"}, "data": {"train": "t.jsonl"}, "optim": {"lr": {"language": 1e-5}}}
+    cfg.update(change)
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(cfg)
+
+
+def test_yaml_float_strings_and_overrides(tmp_path):
+    """PyYAML reads 1e-4 as a string; the loader coerces it. Dotted overrides reach nested keys."""
+    path = tmp_path / "c.yaml"
+    path.write_text("stage: 1\noutput_dir: o\nmodel: {base: tiny}\ndata: {train: t.jsonl}\noptim: {lr: {language: 1e-4}}\n")
+    cfg = load_config(path, {"train.max_steps": 3, "model.image_size": [28, 56]})
+    assert cfg.optim.lr == {"language": 1e-4} and cfg.train.max_steps == 3 and cfg.model.image_size == (28, 56)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_sampler_covers_epochs_and_resumes_anywhere(world):
+    """Each epoch is a seeded permutation split over processes; any (epoch, position) continues it exactly."""
+    n, batch = 11, 2
+    samplers = [EpochBatchSampler(n, batch, seed=5, world_size=world, rank=r) for r in range(world)]
+    for epoch in range(3):
+        per_rank = [list(s.batches(epoch)) for s in samplers]
+        assert len({len(b) for b in per_rank}) == 1  # same number of micro-batches everywhere
+        seen = [i for batches in zip(*per_rank) for b in batches for i in b]
+        assert set(seen) == set(range(n)) and len(seen) == -(-n // world) * world
+        for start in range(len(per_rank[0]) + 1):
+            assert list(samplers[0].batches(epoch, start)) == per_rank[0][start:]
+    assert samplers[0].permutation(0).tolist() != samplers[0].permutation(1).tolist()
+    if world == 1:
+        assert sorted(i for b in samplers[0].batches(0) for i in b) == list(range(n))
+
+
+def test_parameter_groups_and_frozen_vggt():
+    """Stage-2 groups cover every parameter; lr 0 / unlisted groups freeze; VGGT never trains."""
+    from ssr_core.model.modeling_ssr import build_tiny_ssr
+
+    model = build_tiny_ssr("3d", num_frames=4)
+    groups = parameter_groups(model)
+    assert set(groups) == {"branch_3d", "merger", "vision", "language", "vggt"}
+    optim_groups = configure_trainable(model, {"branch_3d": 1e-3, "merger": 1e-4, "vision": 0.0}, weight_decay=0.1)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for g in ("branch_3d", "merger") for n, _ in groups[g]}
+    in_optimizer = {id(p) for g in optim_groups for p in g["params"]}
+    assert in_optimizer == {id(p) for n, p in model.named_parameters() if n in trainable}
+    assert {g["name"] for g in optim_groups} == {"branch_3d", "branch_3d/no_decay", "merger", "merger/no_decay"}
+    model.vggt.requires_grad_(True)
+    configure_trainable(model, {"branch_3d": 1e-3}, weight_decay=0.0)  # re-freezes VGGT
+    assert not any(p.requires_grad for p in model.vggt.parameters())
+    with pytest.raises(ValueError, match="does not have"):
+        configure_trainable(build_tiny_ssr("2d", num_frames=4), {"branch_3d": 1e-3}, weight_decay=0.0)
+
+
+# ---------------------------------------------------------------------------- tiny runs
+
+
+@pytest.fixture(scope="module")
+def stage1_run(samples_dir, tmp_path_factory) -> Path:
+    """Uninterrupted tiny stage 1: 6 steps x 2 micro-batches of 2 over 10 samples (crosses epochs)."""
+    out = tmp_path_factory.mktemp("stage1")
+    cfg = tiny_config(1, out, samples_dir / "train10.jsonl", data={"val": str(samples_dir / "val3.jsonl")})
+    result = train(config_from_dict(cfg))
+    assert result.global_step == 6 and not result.stopped_by_signal and result.val_loss is not None
+    return out
+
+
+@pytest.mark.slow
+def test_overfit_eight_samples(samples_dir, tmp_path):
+    """The answer-token loss on 8 fixed samples drops below 10 % of its start within OVERFIT_MAX_STEPS."""
+    cfg = tiny_config(
+        1,
+        tmp_path,
+        samples_dir / "fixed8.jsonl",
+        optim={"lr": {"language": 1e-2, "merger": 1e-2, "vision": 1e-2}, "warmup_steps": 5},
+        train={"max_steps": OVERFIT_MAX_STEPS, "batch_size": 8, "grad_accum": 1},
+        checkpoint={"every_steps": 1000},
+        log={"sample_ids": False},
+    )
+    train(config_from_dict(cfg))
+    losses = scalars(tmp_path, 1, "train/loss")
+    assert len(losses) == OVERFIT_MAX_STEPS
+    below = [step for step, loss in enumerate(losses, 1) if loss < 0.1 * losses[0]]
+    assert below, f"loss went {losses[0]:.3f} -> {min(losses):.3f}, never below 10 %"
+    print(f"overfit: {losses[0]:.3f} -> below 10 % at step {below[0]}, final {losses[-1]:.3f}")
+
+
+@pytest.mark.slow
+def test_sigterm_resume_matches_uninterrupted(stage1_run, samples_dir, tmp_path):
+    """A subprocess stopped by SIGTERM after step 3 and resumed ends with the uninterrupted run's weights and sample order."""
+    cfg = tiny_config(1, tmp_path, samples_dir / "train10.jsonl", data={"val": str(samples_dir / "val3.jsonl")})
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, SIGTERM_TEST_HOOK: "3", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.train", "--config", str(config_file)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SIGTERM: checkpoint saved at step 3" in proc.stdout
+    assert not (tmp_path / "final").exists()
+    stopped = latest_checkpoint(tmp_path)
+    assert stopped is not None and read_trainer_state(stopped).global_step == 3
+    position = read_trainer_state(stopped)
+    assert (position.epoch, position.position) == (1, 1)  # 6 micro-batches done, epochs of 5
+
+    result = train(config_from_dict(cfg))  # resume: auto
+    assert result.global_step == 6 and not result.stopped_by_signal
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004", "step_00000006"]
+
+    expected, resumed = load_file(stage1_run / "final" / "model.safetensors"), load_file(tmp_path / "final" / "model.safetensors")
+    assert expected.keys() == resumed.keys()
+    worst = max(float((expected[k] - resumed[k]).abs().max()) for k in expected)
+    assert worst <= 1e-6, f"weights differ by {worst}"
+    assert logged_ids(tmp_path) == logged_ids(stage1_run)
+    assert len(logged_ids(stage1_run)) == 6 * 2 * 2
+    assert scalars(tmp_path, 1, "train/loss")[-1] == pytest.approx(scalars(stage1_run, 1, "train/loss")[-1], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_stage_smoke(stage1_run, samples_dir, tmp_path):
+    """Stage 2 from the stage-1 model (fresh 3D branch, frozen VGGT), checkpoint, resume, then evaluate."""
+    from ssr_core import evaluation
+    from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
+
+    out = tmp_path / "stage2"
+    cfg = tiny_config(
+        2, out, samples_dir / "train10.jsonl",
+        model={"init_from": str(stage1_run / "final")}, train={"max_steps": 4}, data={"val": str(samples_dir / "val3.jsonl")},
+    )
+    os.environ[SIGTERM_TEST_HOOK] = "2"  # the handler catches it in this process too
+    try:
+        stopped = train(config_from_dict(cfg))
+    finally:
+        del os.environ[SIGTERM_TEST_HOOK]
+    assert stopped.stopped_by_signal and stopped.global_step == 2 and stopped.final_model is None
+    result = train(config_from_dict(cfg))
+    assert result.global_step == 4 and result.val_loss is not None and math.isfinite(result.val_loss)
+
+    model = SSRForConditionalGeneration.from_pretrained(result.final_model)
+    assert model.ssr_config.variant == "3d" and model.vggt is not None
+    assert not any(p.requires_grad for p in model.vggt.parameters())
+    trained = load_file(latest_checkpoint(out) / "model.safetensors")  # accelerate's copy of the final weights
+    assert trained.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())  # the final folder round-trips
+
+    before, after = SSRForConditionalGeneration.from_pretrained(stage1_run / "final").state_dict(), model.state_dict()
+    vision = [k for k in before if k.startswith("base.model.visual.") and ".merger." not in k]
+    assert vision and all(torch.equal(before[k], after[k]) for k in vision)  # vision is not in the stage-2 lr map
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("base.model.language_model."))
+    assert scalars(out, 2, "lr/branch_3d") and scalars(out, 2, "train/tokens_per_s")[-1] > 0
+
+    code = evaluation.main([
+        "run", "--checkpoint", str(result.final_model), "--data", str(samples_dir / "val3.jsonl"),
+        "--device", "cpu", "--max-new-tokens", "4", "--out", str(tmp_path / "pred.jsonl"),
+    ])
+    assert code == 0
+    assert len((tmp_path / "pred.jsonl").read_text().splitlines()) == 3
