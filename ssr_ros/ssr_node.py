@@ -81,7 +81,6 @@ class SSRNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._active = False
         self._pose_history: PoseHistory | None = None
-        self._tf_buffer = None
         self._subs: list = []
         self._window_timer = None
         self._next_window_id = 0
@@ -99,7 +98,10 @@ class SSRNode(LifecycleNode):
         self._camera_info_received = 0
         self._warned: set[str] = set()
         self._pubs: dict = {}
-        self._tf_broadcaster = None
+        # tf2 (robots): created once, for the node's lifetime; publishing is gated by activation
+        self._tf_broadcaster = tf2_ros.TransformBroadcaster(self) if tf2_ros is not None else None
+        self._tf_buffer = tf2_ros.Buffer() if tf2_ros is not None else None
+        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self) if tf2_ros is not None else None
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._aux_group = MutuallyExclusiveCallbackGroup()
         self._ask_group = ReentrantCallbackGroup()
@@ -188,11 +190,7 @@ class SSRNode(LifecycleNode):
             "scene_graph": self.create_lifecycle_publisher(SceneGraph, "~/scene_graph", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 10),
         }
-        if tf2_ros is not None:
-            self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
-            self._tf_buffer = tf2_ros.Buffer()
-            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self, spin_thread=True)
-        else:  # same wire format as tf2_ros' broadcaster: /tf, reliable, depth 100
+        if tf2_ros is None:  # same wire format as tf2_ros' broadcaster: /tf, reliable, depth 100
             self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
         self._pose_history = PoseHistory(values["pose.history"]) if values["topics.camera_pose"] else None
         self._state_error = ""
@@ -272,7 +270,6 @@ class SSRNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        self._tf_broadcaster = None
         self._buffer = None
         self._ingest = None
         release_accelerator_memory()

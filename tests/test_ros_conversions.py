@@ -157,3 +157,20 @@ def test_transforms_round_trip_and_object_frames():
     assert tfs[1].header.frame_id == "ssr_canonical"
     assert (chair.translation.x, chair.translation.y, chair.translation.z) == pytest.approx((1.0, 0.5, 0.4))
     assert 2 * math.atan2(chair.rotation.z, chair.rotation.w) == pytest.approx(0.3)
+
+
+def test_replay_helpers_shift_stamps_and_find_types():
+    from geometry_msgs.msg import TransformStamped
+    from sensor_msgs.msg import Image
+    from tf2_msgs.msg import TFMessage
+
+    from ssr_ros.replay_node import message_class, shift_stamps
+
+    assert message_class("sensor_msgs/msg/Image") is Image
+    assert message_class("no_such_pkg/msg/Thing") is None
+    image = Image(header=header("cam", 1_900_000_000))
+    shift_stamps(image, 200_000_000)
+    assert ns_from_stamp(image.header.stamp) == 2_100_000_000
+    tf = TFMessage(transforms=[TransformStamped(header=header("odom", 5)), TransformStamped(header=header("odom", 7))])
+    shift_stamps(tf, 10)
+    assert [ns_from_stamp(t.header.stamp) for t in tf.transforms] == [15, 17]
