@@ -42,13 +42,13 @@ def test_colcon_build_installs_both_packages(tmp_path: Path):
     lib = tmp_path / "install/ssr_ros/lib/ssr_ros"
     assert EXECUTABLES <= {p.name for p in lib.iterdir() if os.access(p, os.X_OK)}
 
-    # After sourcing the workspace, the ament index finds both packages and the generated messages import.
+    # After sourcing the workspace (setup.sh: colcon-bash is not on PyPI here), the ament index finds both packages and the generated messages import.
     probe = (
         "from ament_index_python.packages import get_package_share_directory as s;"
         "print(s('ssr_ros')); print(s('ssr_msgs'));"
         "from ssr_msgs.msg import Detections7DoF; import ssr_msgs; print(ssr_msgs.__file__)"
     )
-    sourced = subprocess.run(["bash", "-c", f"source install/setup.bash && {sys.executable} -c \"{probe}\""],
+    sourced = subprocess.run(["bash", "-c", f". install/setup.sh && {sys.executable} -c \"{probe}\""],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert sourced.returncode == 0, sourced.stderr[-3000:]
     ssr_share, msgs_share, msgs_module = sourced.stdout.split()
