@@ -9,7 +9,8 @@ Questions are grouped by window (their frame list), so each window is encoded on
 questions are answered in one batched `generate` call on the shared prefix. Predictions are the
 raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later; the scores
 come from `ssr_core.metrics`. Bad input (missing checkpoint, malformed rows, missing frames)
-ends with one clear message and exit status 2, before any model is loaded when possible.
+ends with one clear message and exit status 1 (as every `ssr` command), before any model is loaded
+when possible.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ DEFAULT_NUM_FRAMES = 32  # frames taken from a `video` folder or file (SSR's def
 # Answer budgets: a cell is ~6 tokens, a grounded object ~45, VSI-Bench answers a few.
 MAX_NEW_TOKENS = {TASK_COGMAP: 16, TASK_GROUNDING: 512, DETECT_ALL: 2048, TASK_VSIBENCH: 32}
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Shared with the other `ssr` commands: 1 = bad input, 2 = usage (argparse), 3 = the model failed.
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 3
 
 
 class EvalInputError(ValueError):
@@ -390,7 +392,7 @@ def load_checkpoint_generator(args: argparse.Namespace) -> WindowGenerator:
 
 
 def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_checkpoint_generator) -> int:
-    """`ssr eval run`: exit 0 on success, 2 on bad input, 1 when the model fails."""
+    """`ssr eval run`: exit 0 on success, 1 on bad input, 3 when the model fails."""
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 

@@ -122,11 +122,11 @@ def test_bad_inputs_exit_cleanly(dataset, tmp_path, capsys):
     ok = ["--checkpoint", str(tmp_path)]
 
     code, err = _run(["--checkpoint", str(tmp_path / "nope"), "--data", str(qa)], capsys)
-    assert code == 2 and "checkpoint" in err and "not a directory" in err
+    assert code == 1 and "checkpoint" in err and "not a directory" in err
     code, err = _run([*ok, "--data", str(tmp_path / "missing.jsonl")], capsys)
-    assert code == 2 and "does not exist" in err
+    assert code == 1 and "does not exist" in err
     code, err = _run([*ok, "--data", str(qa), "--limit", "0"], capsys)
-    assert code == 2 and "--limit" in err
+    assert code == 1 and "--limit" in err
 
     lines = qa.read_text().splitlines()
     cases = {
@@ -146,12 +146,12 @@ def test_bad_inputs_exit_cleanly(dataset, tmp_path, capsys):
         bad = tmp_path / "bad.jsonl"
         bad.write_text("\n".join([lines[0], bad_line]) + "\n")
         code, err = _run([*ok, "--data", str(bad)], capsys, _standin(windows, oracle))
-        assert code == 2 and message in err, (name, err)
+        assert code == 1 and message in err, (name, err)
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     code, err = _run([*ok, "--data", str(empty)], capsys)
-    assert code == 2 and "no samples" in err
+    assert code == 1 and "no samples" in err
 
 
 def test_unreadable_frame_and_failing_model(dataset, tmp_path, capsys):
@@ -160,7 +160,7 @@ def test_unreadable_frame_and_failing_model(dataset, tmp_path, capsys):
     first = json.loads(qa.read_text().splitlines()[0])
     (tmp_path / first["frames"][1]).write_bytes(b"not a png")
     code, err = _run(ok, capsys, _standin(windows, oracle))
-    assert code == 2 and "cannot read frame" in err
+    assert code == 1 and "cannot read frame" in err
 
     class Broken(GroundTruthGenerator):
         def encode_window(self, frames):
@@ -168,7 +168,7 @@ def test_unreadable_frame_and_failing_model(dataset, tmp_path, capsys):
 
     _write_frames(tmp_path / "scene" / "w0", 40, 3)
     code, err = _run(ok, capsys, Broken(windows[40]))
-    assert code == 1 and "CUDA out of memory" in err
+    assert code == 3 and "CUDA out of memory" in err
 
 
 @pytest.mark.slow  # importing torch + transformers dominates
