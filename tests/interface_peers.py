@@ -13,7 +13,6 @@ import time
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
-
 from ssr_msgs.msg import BoundingBox7DoF, Detections7DoF, LocalCogMap, SceneGraph
 from ssr_msgs.srv import AskSpatial
 
