@@ -169,6 +169,30 @@ def test_parameter_groups_and_frozen_vggt():
         configure_trainable(build_tiny_ssr("2d", num_frames=4), {"branch_3d": 1e-3}, weight_decay=0.0)
 
 
+def test_gradient_checkpointing_keeps_gradients(samples_dir, tmp_path):
+    """model.gradient_checkpointing recomputes activations; the gradients stay the same."""
+    from accelerate import Accelerator
+
+    from ssr_core.engine import SSRInputBuilder
+    from training.config import ModelSection
+    from training.dataset import Collator, SampleDataset, read_samples
+    from training.train import build_model
+
+    grads = []
+    for checkpointing in (False, True):
+        section = ModelSection(base="tiny", num_frames=4, image_size=(56, 56), gradient_checkpointing=checkpointing)
+        model, tokenizer = build_model(section, 1, 0, Accelerator(cpu=True), tmp_path)
+        dataset = SampleDataset(read_samples(samples_dir / "fixed8.jsonl"), samples_dir, SSRInputBuilder(tokenizer, model.ssr_config, model.config))
+        batch = Collator(tokenizer.pad_token_id, with_vggt_images=False)([dataset[0], dataset[1]])
+        batch.pop("sample_ids")
+        model.train()
+        model(**batch).loss.backward()
+        assert model.base.is_activation_checkpointing == checkpointing
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
 # ---------------------------------------------------------------------------- tiny runs
 
 

@@ -72,6 +72,8 @@ class TrainResult:
     """What a finished (or SIGTERM-stopped) run reports."""
 
     global_step: int
+    steps_run: int  # optimiser steps taken by this process run (global_step minus the resumed step)
+    loop_seconds: float  # wall time of the training loop (no model build, final save or validation)
     stopped_by_signal: bool
     final_model: Path | None  # None when stopped early
     last_loss: float | None
@@ -122,7 +124,7 @@ def build_model(
         tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
     model.ssr_config = replace(model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size)
     if cfg.gradient_checkpointing:
-        model.base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.base.activation_checkpointing_enable({"use_reentrant": False})
     return model, tokenizer
 
 
@@ -347,6 +349,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     set_train_mode(model)
     bar = tqdm(total=total_steps, initial=state.global_step, desc=f"stage {cfg.stage}", disable=not accelerator.is_local_main_process)
     step_loss, step_tokens, step_start = 0.0, 0, time.perf_counter()
+    first_step, loop_start = state.global_step, step_start
     last_loss: float | None = None
     try:
         while state.global_step < total_steps and not stop.requested:
@@ -407,11 +410,12 @@ def _train(cfg: TrainConfig) -> TrainResult:
     finally:
         stop.restore()
         bar.close()
+    timing = (state.global_step - first_step, time.perf_counter() - loop_start)
 
     if stop.requested and state.global_step < total_steps:
         accelerator.print(f"SIGTERM: checkpoint saved at step {state.global_step}; rerun the same command to resume")
         accelerator.end_training()
-        return TrainResult(state.global_step, True, None, last_loss, None)
+        return TrainResult(state.global_step, *timing, True, None, last_loss, None)
 
     final = output_dir / FINAL_DIR
     save_final_model(accelerator, model, tokenizer, final)
@@ -424,8 +428,9 @@ def _train(cfg: TrainConfig) -> TrainResult:
         accelerator.log({"val/loss": val_loss}, step=state.global_step)
         accelerator.print(f"val answer-token loss {val_loss:.4f}")
     accelerator.wait_for_everyone()
+    accelerator.print(f"done: {state.global_step} steps, model in {final}")
     accelerator.end_training()
-    return TrainResult(state.global_step, False, final, last_loss, val_loss)
+    return TrainResult(state.global_step, *timing, False, final, last_loss, val_loss)
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
@@ -444,11 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.max_steps=10")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, parse_overrides(args.set))
-    result = train(cfg)
-    if result.final_model is not None:
-        print(f"done: {result.global_step} steps, model in {result.final_model}")
-    return 0
+    train(load_config(args.config, parse_overrides(args.set)))
+    return 0  # also after SIGTERM: the checkpoint is written and the same command resumes
 
 
 if __name__ == "__main__":
