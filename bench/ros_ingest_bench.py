@@ -139,7 +139,8 @@ def main() -> None:
             "decode_ms_median": float(stats["decode_ms_median"]), "decode_ms_p99": float(stats["decode_ms_p99"]),
             "windows_started": int(stats["windows_started"]), "windows_processed": int(stats["windows_processed"]),
             "windows_skipped": int(stats["windows_skipped"]),
-            "rss_mb_start": round(rss[0], 1), "rss_mb_max": round(max(rss), 1), "rss_mb_end": round(rss[-1], 1),
+            "rss_mb_start": round(rss[0], 1), "rss_mb_half": round(rss[len(rss) // 2], 1),
+            "rss_mb_max": round(max(rss), 1), "rss_mb_end": round(rss[-1], 1),
         }
         width = max(map(len, result))
         for key, value in result.items():

@@ -73,3 +73,9 @@ def test_model_config_needs_paths():
     assert P.check_model_config(values) is None
     values["model.kind"] = "tiny_random"
     assert P.check_model_config(values) is None
+
+
+def test_every_parameter_is_documented():
+    doc = (YAML.parents[1] / "docs" / "ROS.md").read_text()
+    missing = [s.name for s in P.SPECS if f"| `{s.name}` |" not in doc]
+    assert not missing, f"docs/ROS.md parameter table lacks {missing}"
