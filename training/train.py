@@ -214,6 +214,11 @@ class StopRequest:
         signal.signal(signal.SIGTERM, self._previous)
 
 
+def _ignore_sigterm(worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM to the main process (a process-group kill must not crash the loader)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _mixed_precision(cfg: TrainConfig, device: torch.device) -> str:
     if cfg.train.mixed_precision == "auto":
         return "no" if device.type == "cpu" else "bf16"
@@ -261,13 +266,13 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 def evaluate_loss(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> float:
     """Answer-token loss over a loader, weighted by answer tokens, averaged over processes."""
     model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    total = torch.zeros(2, dtype=torch.float32, device=accelerator.device)
     for batch in loader:
         batch.pop("sample_ids")
         batch = _to_device(batch, accelerator.device)
         loss = model(**batch).loss
         n = _answer_tokens(batch["labels"])
-        total += torch.stack((loss.double() * n, n.double()))
+        total += torch.stack((loss.float() * n, n.float()))
     total = accelerator.reduce(total, "sum")
     set_train_mode(model)
     return float(total[0] / total[1].clamp(min=1))
@@ -358,6 +363,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 batch_sampler=ResumedBatches(sampler, state.epoch, state.position),
                 collate_fn=collator,
                 num_workers=cfg.train.num_workers,
+                worker_init_fn=_ignore_sigterm,
             )
             for batch in loader:
                 ids = batch.pop("sample_ids")
@@ -388,7 +394,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 bar.set_postfix(loss=f"{step_loss:.4f}")
                 if state.global_step % cfg.log.every_steps == 0 or state.global_step == total_steps:
                     elapsed = time.perf_counter() - step_start
-                    stats = accelerator.reduce(torch.tensor([step_loss, step_tokens], device=accelerator.device, dtype=torch.float64), "sum")
+                    stats = accelerator.reduce(torch.tensor([step_loss, step_tokens], device=accelerator.device), "sum")
                     metrics = {"train/loss": float(stats[0]) / world, "train/tokens_per_s": float(stats[1]) / max(elapsed, 1e-9)}
                     for group, rate in zip(optimizer.param_groups, scheduler.get_last_lr()):
                         if not group["name"].endswith("/no_decay"):
