@@ -23,12 +23,11 @@ COLOR_ENCODINGS: dict[str, tuple[int, tuple[int, ...]]] = {
 # Depth arriving on the colour topic is a wiring mistake worth one warning, not an error.
 DEPTH_ENCODINGS = frozenset({"16UC1", "32FC1", "mono16", "16SC1"})
 
-REJECT_KINDS = ("depth_encoding", "unsupported_encoding", "zero_size", "wrong_step", "short_data")
-
 
 @dataclass(frozen=True)
 class Rejected:
-    """Why a frame was not used; `kind` is one of REJECT_KINDS (the node counts per kind)."""
+    """Why a frame was not used. `kind` (counted per kind by the node): depth_encoding,
+    unsupported_encoding, zero_size, wrong_step or short_data."""
 
     kind: str
     detail: str

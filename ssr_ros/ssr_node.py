@@ -225,6 +225,8 @@ class SSRNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_activity()
         self._release_windows()
+        if self._buffer is not None:  # frames from before a pause must not join the next window
+            self._buffer.clear()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -20,7 +20,6 @@ from scipy.spatial.transform import Rotation
 from ssr_core.frames import CanonicalFrame
 from ssr_ros.ros_conversions import stamp_from_ns
 
-POSE_SOURCES = ("tf", "camera_pose", "level_camera")
 # A level camera in OpenCV optical axes (x right, y down, z forward) has "up" along -y.
 LEVEL_CAMERA_UP = np.array([0.0, -1.0, 0.0])
 
@@ -85,7 +84,7 @@ class CanonicalPlacement:
 
     parent: str
     parent_from_canonical: np.ndarray  # (4, 4)
-    source: str  # one of POSE_SOURCES
+    source: str  # "tf", "camera_pose" or "level_camera"
 
 
 def place_canonical(

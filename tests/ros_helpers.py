@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,7 +213,3 @@ def image_msg(width: int, height: int, encoding: str = "rgb8", stamp_ns: int = 0
     msg.header.frame_id = frame_id
     msg.data = np.tile(row, height).tobytes()
     return msg
-
-
-def stable_seed(text: str) -> int:
-    return zlib.crc32(text.encode())

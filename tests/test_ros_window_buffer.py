@@ -59,6 +59,8 @@ def test_ring_is_bounded_and_counts_uncovered_evictions():
     assert buf.received == 28
     assert buf.dropped == 12  # 8 covered frames were evicted silently, then 12 never-covered ones
     assert buf.pending() == 8
+    buf.clear()  # deactivation: nothing stale joins the next window, nothing counted as dropped
+    assert buf.pending() == 0 and isinstance(buf.take_window(), TooFewFrames) and buf.dropped == 12
 
 
 def test_resolution_change_keeps_the_newest_shape():
