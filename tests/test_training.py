@@ -19,7 +19,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from training.checkpointing import latest_checkpoint, list_checkpoints, read_trainer_state
+from training.checkpointing import (
+    STATE_FILE,
+    ResumeError,
+    TrainerState,
+    latest_checkpoint,
+    list_checkpoints,
+    read_trainer_state,
+    resolve_resume,
+)
 from training.config import ConfigError, config_from_dict, load_config
 from training.dataset import EpochBatchSampler, make_tiny_dataset
 from training.train import SIGTERM_TEST_HOOK, configure_trainable, parameter_groups, train
@@ -147,6 +155,26 @@ def test_sampler_covers_epochs_and_resumes_anywhere(world):
     assert samplers[0].permutation(0).tolist() != samplers[0].permutation(1).tolist()
     if world == 1:
         assert sorted(i for b in samplers[0].batches(0) for i in b) == list(range(n))
+
+
+def test_checkpoint_discovery_and_compatibility(tmp_path):
+    """Only complete checkpoints count (newest by step, not by name); a different run shape is refused."""
+    state = TrainerState(global_step=0, epoch=0, position=0, seed=0, num_samples=10, batch_size=2, grad_accum=2, world_size=1)
+    for name in ("step_00000002", "step_00000010", "step_00000004", "step_00000012.tmp", "step_00000020"):
+        folder = tmp_path / "checkpoints" / name
+        folder.mkdir(parents=True)
+        if name != "step_00000020":  # no trainer_state.json: interrupted while saving
+            (folder / STATE_FILE).write_text(json.dumps({**state.__dict__, "global_step": int(name[5:13])}))
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000004", "step_00000010"]
+    assert resolve_resume("auto", tmp_path).name == "step_00000010"
+    assert resolve_resume("auto", tmp_path / "fresh") is None
+    with pytest.raises(ResumeError, match="new output_dir"):
+        resolve_resume("none", tmp_path)
+    with pytest.raises(ResumeError, match="not a complete checkpoint"):
+        resolve_resume(str(tmp_path / "checkpoints" / "step_00000020"), tmp_path)
+    read_trainer_state(latest_checkpoint(tmp_path)).check_compatible(state)
+    with pytest.raises(ResumeError, match="batch_size"):
+        read_trainer_state(latest_checkpoint(tmp_path)).check_compatible(TrainerState(**{**state.__dict__, "batch_size": 4}))
 
 
 def test_parameter_groups_and_frozen_vggt():

@@ -104,6 +104,8 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: str | Path, expected: 
 def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
     """The checkpoint to resume from for `checkpoint.resume` ("auto" | "none" | a folder)."""
     if resume == "none":
+        if latest_checkpoint(output_dir) is not None:  # their steps would mix with the new run's in `auto`/pruning
+            raise ResumeError(f"{checkpoints_dir(output_dir)} holds an earlier run's checkpoints; use a new output_dir")
         return None
     if resume == "auto":
         return latest_checkpoint(output_dir)
