@@ -1,0 +1,54 @@
+"""Model loading from node parameters (no DDS): the ground-truth stand-in's frame matching and
+question lookup, configure-time errors, and the tiny random model through the real engine."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from ros_helpers import synth_scene
+
+from ssr_core.data.rosbag_io import START_NS
+from ssr_ros import params as P
+from ssr_ros.model_loading import load_model
+from ssr_ros.window_buffer import uniform_indices
+
+
+def _values(**kw) -> dict:
+    return {**P.defaults(), **kw}
+
+
+def test_ground_truth_model_matches_frames_by_stamp_and_answers_generated_questions():
+    model = load_model(_values(**{"model.kind": "ground_truth", "model.scene_dir": str(synth_scene())}))
+    assert not model.trained and "ground-truth" in model.description
+    source = model.ground_truth
+    stamps = [START_NS + i * 100_000_000 + 3_000_000 for i in (4, 5, 9)]  # 3 ms jitter
+    assert source.frame_indices(stamps).tolist() == [4, 5, 9]
+    indices = uniform_indices(source.scene.num_frames, 16)
+    model.before_window([START_NS + int(i) * 100_000_000 for i in indices])
+    perception = model.reasoner.perceive(np.zeros((16, 24, 32, 3), np.uint8), window_id=1)
+    assert len(perception.objects) >= 3 and not perception.failures
+    answer = model.reasoner.ask("How many unicorns are in this room?", (), 1)
+    assert answer.success and answer.answer == "unknown"  # not one of the generated questions
+    room = "What is the size of this room (in square meters)? If multiple rooms are shown, estimate the size of the combined space."
+    answer = model.reasoner.ask(room, (), 1)
+    assert answer.success and answer.value is not None and answer.value > 1.0
+
+
+def test_ground_truth_model_needs_a_scene_and_its_recording(tmp_path):
+    with pytest.raises(ValueError, match="scene.json"):
+        load_model(_values(**{"model.kind": "ground_truth", "model.scene_dir": str(tmp_path)}))
+    shutil.copy(synth_scene() / "scene.json", tmp_path)
+    with pytest.raises(FileNotFoundError, match="recording"):
+        load_model(_values(**{"model.kind": "ground_truth", "model.scene_dir": str(tmp_path)}))
+
+
+@pytest.mark.slow
+def test_tiny_random_model_runs_the_real_engine():
+    pytest.importorskip("transformers", reason="the SSR engine needs transformers")
+    model = load_model(_values(**{"model.kind": "tiny_random", "model.device": "cpu", "window.frames": 4}))
+    assert not model.trained and model.device == "cpu"
+    perception = model.reasoner.perceive(np.zeros((4, 48, 64, 3), np.uint8), window_id=1)
+    assert perception.window_id == 1  # random weights: the answers are noise, recorded as failures
+    assert model.reasoner.ask("How many chairs?", (), 1).window_id == 1
