@@ -1,6 +1,6 @@
 """VGGT aggregator: checkpoint layout, strict loading and per-layer parity with the official code.
 
-Reference vectors: /work/shared/fixtures/vggt (outputs of the official VGGT code at commit
+Reference vectors: shared/fixtures/vggt (outputs of the official VGGT code at commit
 44b3afb on random weights; see its README). Error measure: max|ours - ref| / max|ref|.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from shared_data import requires_shared, shared_path
 
 from ssr_core.model.vggt import (
     DEFAULT_SPATIAL_LAYER,
@@ -24,8 +25,8 @@ from ssr_core.model.vggt import (
     load_vggt_aggregator,
 )
 
-FIXTURES = Path("/work/shared/fixtures/vggt")
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="VGGT fixtures not available")
+FIXTURES = shared_path("fixtures/vggt")
+pytestmark = requires_shared("fixtures/vggt")
 
 TOL = 1e-5
 TINY_DINO = VGGTConfig(

@@ -1,6 +1,6 @@
 """VGGT preprocessing against the official ``load_and_preprocess_images`` outputs.
 
-Reference: /work/shared/fixtures/vggt/preprocess_expected.npz, produced with Pillow 13.0.0.
+Reference: shared/fixtures/vggt/preprocess_expected.npz, produced with Pillow 13.0.0.
 Bicubic resampling is Pillow's own C code, so byte equality is only promised for that
 Pillow version; with another one we accept differences of at most 2 grey levels (the
 resampler's fixed-point rounding is the only thing that may change between releases).
@@ -17,6 +17,7 @@ import PIL
 import pytest
 import torch
 from PIL import Image
+from shared_data import requires_shared, shared_path
 
 from ssr_core.model.vggt_preprocess import (
     load_and_preprocess_images,
@@ -24,8 +25,8 @@ from ssr_core.model.vggt_preprocess import (
     resize_for_patch_grid,
 )
 
-FIXTURE = Path("/work/shared/fixtures/vggt/preprocess_expected.npz")
-pytestmark = pytest.mark.skipif(not FIXTURE.is_file(), reason="VGGT preprocessing fixture not available")
+FIXTURE = shared_path("fixtures/vggt/preprocess_expected.npz")
+pytestmark = requires_shared("fixtures/vggt/preprocess_expected.npz")
 
 FIXTURE_PILLOW = "13.0.0"
 MAX_GREY_LEVELS = 0 if PIL.__version__ == FIXTURE_PILLOW else 2
