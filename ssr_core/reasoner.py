@@ -213,6 +213,14 @@ class SceneReasoner:
         with self._lock:
             return list(self._cache)
 
+    def clear(self) -> None:
+        """Release every cached window (e.g. when a node deactivates and frees accelerator memory)."""
+        with self._lock:
+            while self._cache:
+                window_id, state = self._cache.popitem(last=False)
+                self._release(window_id, state)
+            self._latest = None
+
     def _store(self, window_id: int, state: Any) -> None:
         old = self._cache.pop(window_id, None)
         if old is not None and old is not state:

@@ -39,11 +39,6 @@ class LoadedModel:
         if self.ground_truth is not None:
             self.ground_truth.stamps_ns = tuple(stamps_ns)
 
-    def fresh_reasoner(self) -> None:
-        """Forget every cached window (the old reasoner and its encoded states are dropped)."""
-        old = self.reasoner
-        self.reasoner = SceneReasoner(old.generator, delta=old.delta, cache_windows=old.cache_windows,
-                                      max_question_chars=old.max_question_chars)
 
 
 class GroundTruthSource:

@@ -260,7 +260,7 @@ class SSRNode(LifecycleNode):
     def _release_windows(self) -> None:
         """Encoded windows hold accelerator memory; nothing may ask about them after deactivation."""
         if self._model is not None:
-            self._model.fresh_reasoner()
+            self._model.reasoner.clear()
         with self._window_done:
             self._last_window_id = 0
         release_accelerator_memory()

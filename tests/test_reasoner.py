@@ -323,3 +323,14 @@ def test_tiny_random_ssr_model_runs_through_the_reasoner():
     assert all(f.stage in ("detect", "box", "cogmap") for f in p.failures)
     answer = reasoner.ask("How many chair(s) are in this room?")
     assert answer.window_id == 1 and answer.error == ""
+
+
+def test_clear_releases_every_cached_window():
+    generator = GroundTruthGenerator(make_annotation(6, 0))
+    reasoner = SceneReasoner(generator, cache_windows=3)
+    for window_id in (1, 2):
+        reasoner.perceive(FRAMES, window_id)
+    reasoner.clear()
+    assert reasoner.cached_windows == [] and generator.released == 2
+    answer = reasoner.ask("How many chairs are in the room?")
+    assert not answer.success and "no window" in answer.error
