@@ -10,7 +10,7 @@ node's RSS, and reports frames sent vs received, image-callback and decode times
     python bench/ros_ingest_bench.py --seconds 60 --large-shm   # Fast DDS 32 MB shared-memory segments
 
 Fast DDS' default shared-memory segment is 512 kB: best-effort frames larger than that travel as
-UDP fragments and most are lost; `--large-shm` writes a profile with larger segments (see docs/ROS.md).
+UDP fragments and most are lost; `--large-shm` uses config/fastdds_large_shm.xml (larger segments, see docs/ROS.md).
 """
 
 from __future__ import annotations
@@ -31,19 +31,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-LARGE_SHM_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
-<profiles xmlns="http://www.eprosima.com">
-  <transport_descriptors>
-    <transport_descriptor><transport_id>shm_large</transport_id><type>SHM</type>
-      <segment_size>33554432</segment_size></transport_descriptor>
-    <transport_descriptor><transport_id>udp</transport_id><type>UDPv4</type></transport_descriptor>
-  </transport_descriptors>
-  <participant profile_name="ssr_large_shm" is_default_profile="true">
-    <rtps><userTransports><transport_id>shm_large</transport_id><transport_id>udp</transport_id></userTransports>
-      <useBuiltinTransports>false</useBuiltinTransports></rtps>
-  </participant>
-</profiles>
-"""
+LARGE_SHM_PROFILE = REPO / "config" / "fastdds_large_shm.xml"
 
 
 def rss_mb(pid: int) -> float:
@@ -70,8 +58,7 @@ def main() -> None:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if args.large_shm:
-        (work / "fastdds.xml").write_text(LARGE_SHM_PROFILE)
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(work / "fastdds.xml")
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LARGE_SHM_PROFILE)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     if args.large_shm:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]

@@ -15,11 +15,10 @@ pytest.importorskip("launch_ros", reason="launch_ros is not installed")
 
 import launch_testing.actions  # noqa: E402
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from ros_helpers import domain_id, synth_scene  # noqa: E402
-
-from launch import LaunchDescription  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
