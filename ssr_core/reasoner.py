@@ -42,6 +42,7 @@ from ssr_core.parsers import (
     parse_vsibench,
 )
 from ssr_core.prompts import cogmap_messages, detect_all_objects_prompt, format_options, vsibench_prompt
+from ssr_core.scene import instance_id
 from ssr_core.scene_graph import build_scene_graph
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def assign_instance_ids(labels: Sequence[str]) -> list[str]:
     for label in labels:
         k = counts.get(label, 0)
         counts[label] = k + 1
-        ids.append(f"{label}_{k}")
+        ids.append(instance_id(label, k))
     return ids
 
 

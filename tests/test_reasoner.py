@@ -300,12 +300,15 @@ def test_perceive_and_ask_from_two_threads():
     assert reasoner.cached_windows == [5, 6] and gen.released == 4
 
 
-def test_instance_ids_count_per_label_in_order():
-    assert assign_instance_ids(["chair", "table", "chair", "coffee table"]) == [
+def test_instance_ids_count_per_label_in_order_and_are_safe_tf_frame_names():
+    assert assign_instance_ids(["chair", "table", "chair", "coffee table", "coffee table", "TV/monitor", " "]) == [
         "chair_0",
         "table_0",
         "chair_1",
-        "coffee table_0",
+        "coffee_table_0",
+        "coffee_table_1",
+        "TV_monitor_0",
+        "object_0",
     ]
 
 
@@ -334,3 +337,4 @@ def test_clear_releases_every_cached_window():
     assert reasoner.cached_windows == [] and generator.released == 2
     answer = reasoner.ask("How many chairs are in the room?")
     assert not answer.success and "no window" in answer.error
+

@@ -32,7 +32,7 @@ from scipy.spatial.transform import Rotation
 from ssr_core.data.geometry import box_corners, floor_outline
 from ssr_core.data.scene_io import copy_frames, save_scene
 from ssr_core.data.visibility import projected_visibility, visibility_rule
-from ssr_core.scene import OrientedObject, Scene
+from ssr_core.scene import OrientedObject, Scene, instance_id
 
 POSE_TOLERANCE_S = 0.005
 
@@ -88,7 +88,7 @@ def read_annotation(path: Path) -> list[OrientedObject]:
         counts[label] = k + 1
         axes = np.asarray(obb["normalizedAxes"], dtype=np.float64).reshape(3, 3)
         objects.append(OrientedObject(
-            instance_id=f"{label.replace(' ', '_')}_{k}",
+            instance_id=instance_id(label, k),
             label=label,
             center=np.asarray(obb["centroid"], dtype=np.float64).reshape(3),
             size=np.asarray(obb["axesLengths"], dtype=np.float64).reshape(3),

@@ -25,7 +25,7 @@ from plyfile import PlyData
 from ssr_core.data.geometry import floor_outline
 from ssr_core.data.scene_io import copy_frames, save_scene
 from ssr_core.data.visibility import projected_visibility, visibility_rule
-from ssr_core.scene import OrientedObject, Scene
+from ssr_core.scene import OrientedObject, Scene, instance_id
 
 STRUCTURAL = frozenset({"wall", "floor", "ceiling"})
 FPS = 30.0  # ScanNet's RGB-D streams
@@ -104,7 +104,7 @@ def _objects(instances: list[tuple[str, np.ndarray]]) -> list[OrientedObject]:
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         k = counts.get(label, 0)
         counts[label] = k + 1
-        objects.append(OrientedObject(f"{label.replace(' ', '_')}_{k}", label, (lo + hi) / 2, hi - lo, np.eye(3)))
+        objects.append(OrientedObject(instance_id(label, k), label, (lo + hi) / 2, hi - lo, np.eye(3)))
     return objects
 
 

@@ -15,7 +15,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter1d
 
 from ssr_core.data.categories import BY_LABEL, CATEGORIES, Category, Color
 from ssr_core.data.geometry import boxes_overlap, points_in_polygon, polygon_area
-from ssr_core.scene import OrientedObject
+from ssr_core.scene import OrientedObject, instance_id
 
 UP = np.array([0.0, 0.0, 1.0])
 FRAME_RATE_HZ = 10.0
@@ -366,7 +366,7 @@ def generate_room(scene_id: str, seed: int, num_frames: int = 64, width: int = 3
         color = cat.colors[int(rng.integers(len(cat.colors)))]
         objects.append(SynthObject(
             obj=OrientedObject(
-                instance_id=f"{cat.label.replace(' ', '_')}_{k}",
+                instance_id=instance_id(cat.label, k),
                 label=cat.label,
                 center=world[:3, :3] @ obj.center + world[:3, 3],
                 size=obj.size.copy(),
