@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=64, help="frames in the synthetic recording")
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
-    p.add_argument("--seed", type=int, default=1, help="scene seed (1: a living room with 14 objects in view)")
+    p.add_argument("--seed", type=int, default=1, help="scene seed (default 1: 14 objects in view)")
     p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
     return p.parse_args(argv)
