@@ -26,13 +26,7 @@ PROMPTS: list[Prompt] = [
 LIMITS = [6, 9, 0, 4, 12, 7]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models: extra intra-op threads cost more than they save, a lot on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,7 @@ from ssr_core.model.modeling_ssr import (
 from ssr_core.model.position_ids import video_span_position_ids
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models: extra intra-op threads cost more than they save, a lot on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _frames(n, h, w, seed=0):

@@ -37,13 +37,7 @@ CONFIGS = REPO / "training" / "configs"
 OVERFIT_MAX_STEPS = 60  # bound for the overfit test (it typically crosses 10 % near step 40)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models: extra intra-op threads cost more than they save, a lot on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 @pytest.fixture(scope="module")
