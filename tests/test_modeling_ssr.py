@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import Qwen2_5_VLForConditionalGeneration
 from transformers.vision_utils import get_vision_position_ids, get_vision_window_index
 
@@ -206,6 +206,21 @@ def test_save_load_round_trip(tmp_path, tokenizer):
     again = SSRForConditionalGeneration.from_pretrained(ckpt).eval()
     with torch.no_grad():
         assert torch.equal(model(**inputs).logits, again(**inputs).logits)
+
+
+def test_checkpoint_with_missing_or_unexpected_weights_is_refused(tmp_path):
+    build_tiny_ssr(variant="2d").save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    state = load_file(str(weights))
+    dropped = next(k for k in state if "layers.1.mlp" in k)
+    save_file({k: v for k, v in state.items() if k != dropped}, str(weights), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"missing keys: \S*" + dropped.split(".", 1)[1].replace(".", r"\.")):
+        SSRForConditionalGeneration.from_pretrained(tmp_path)
+    save_file({**state, "model.extra.weight": torch.zeros(2)}, str(weights), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="unexpected keys"):
+        SSRForConditionalGeneration.from_pretrained(tmp_path)
+    save_file(state, str(weights), metadata={"format": "pt"})
+    assert SSRForConditionalGeneration.from_pretrained(tmp_path).ssr_config.variant == "2d"
 
 
 def test_from_ssr2d_keeps_base_and_adds_fresh_branch(tmp_path):

@@ -384,10 +384,24 @@ class SSRForConditionalGeneration(nn.Module):
         """Load an SSR checkpoint, or a plain local Qwen2.5-VL folder (then SSR-2D).
 
         vggt: a VGGT module or weights path for SSR-3D; default `SSRConfig.vggt_path`.
+        Keys are checked strictly: a base checkpoint with missing or unexpected weights raises
+        `ValueError` (transformers would initialise missing ones at random); the spatial branch
+        file is loaded with `strict=True`.
         """
         path = Path(directory)
         ssr_config = SSRConfig.load(path) if (path / SSR_CONFIG_NAME).is_file() else SSRConfig(variant="2d")
-        base = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, local_files_only=True, dtype=dtype)
+        loaded: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            path, local_files_only=True, dtype=dtype, output_loading_info=True
+        )
+        base: Qwen2_5_VLForConditionalGeneration = loaded[0]
+        info: dict[str, Any] = loaded[1]
+        # transformers only warns about missing keys and initialises them at random: refuse instead.
+        problems = {kind: sorted(info[kind]) for kind in ("missing_keys", "unexpected_keys") if info[kind]}
+        if problems:
+            details = "; ".join(
+                f"{kind.replace('_', ' ')}: {', '.join(keys[:10])}" for kind, keys in problems.items()
+            )
+            raise ValueError(f"{path}: the weights do not match the Qwen2.5-VL config ({details})")
         vggt_module = _resolve_vggt(vggt, ssr_config) if ssr_config.variant == "3d" else None
         model = cls(base, ssr_config, vggt_module)
         if model.spatial_branch is not None:
