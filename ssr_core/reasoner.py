@@ -375,6 +375,9 @@ class SceneReasoner:
         def failed(error: str, answer: str = "", resolved: int = 0) -> SpatialAnswer:
             return SpatialAnswer(False, answer, None, error, time.perf_counter() - start, window_id=resolved)
 
+        if isinstance(window_id, bool) or not isinstance(window_id, int | np.integer) or window_id < 0:
+            return failed(f"window_id must be a non-negative integer, got {window_id!r}")
+        window_id = int(window_id)
         if not isinstance(question, str) or not question.strip():
             return failed("empty question")
         if len(question) > self.max_question_chars:

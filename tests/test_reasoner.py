@@ -215,6 +215,10 @@ def test_ask_errors():
         assert "empty" in reasoner.ask(question).error
     assert "longer than 50" in reasoner.ask("x" * 51).error
     assert "unknown or evicted" in reasoner.ask("How many?", window_id=9).error
+    for bad_id in ([1], -1, True, 1.0, None):  # never raises, and True is not window 1
+        bad = reasoner.ask("How many?", window_id=bad_id)  # type: ignore[arg-type]
+        assert not bad.success and "non-negative integer" in bad.error and bad.window_id == 0
+    assert reasoner.ask("How many?", window_id=np.int64(1)).window_id == 1
     assert "non-empty" in reasoner.ask("Which?", ["chair", ""]).error
     assert "not one string" in reasoner.ask("Which?", "chair").error
     reasoner.perceive(FRAMES, 2)
