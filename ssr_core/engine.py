@@ -18,6 +18,7 @@ training code uses it through `build_training_inputs` / `collate_training_inputs
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from ssr_core.model.modeling_ssr import (
     vision_geometry,
 )
 from ssr_core.model.position_ids import build_position_ids, video_token_count
+from ssr_core.prompts import PROMPT_FORMAT_VERSION
+
+log = logging.getLogger(__name__)
 
 Prompt = str | Sequence[Mapping[str, str]]
 IGNORE_INDEX = -100
@@ -219,6 +223,14 @@ class SSRGenerator:
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        trained_on = model.ssr_config.prompt_format_version
+        if trained_on != PROMPT_FORMAT_VERSION:
+            log.warning(
+                "the model was trained with prompt format %r but this code writes format %r: "
+                "answers may not follow the expected formats",
+                trained_on,
+                PROMPT_FORMAT_VERSION,
+            )
         self.inputs = SSRInputBuilder(tokenizer, model.ssr_config, model.config, chat_template)
         self.max_batch_size = max_batch_size
         text = text_config(model.config)

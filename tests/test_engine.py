@@ -1,5 +1,8 @@
 """SSRGenerator with a tiny random SSR-3D: shared-prefix batches equal one-by-one full prompts."""
 
+import dataclasses
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +158,15 @@ def test_ssr2d_generator_and_prefill():
     assert len(window.prefixes) == 2
     batched = generator.generate_ids(window, PROMPTS[:4], [5, 6, 7, 8])
     assert batched == [_one_by_one(generator, frames, p, n) for p, n in zip(PROMPTS[:4], [5, 6, 7, 8])]
+
+
+def test_a_checkpoint_of_another_prompt_format_is_reported(tiny, caplog):
+    model, tokenizer, _ = tiny
+    with caplog.at_level(logging.WARNING, logger="ssr_core.engine"):
+        SSRGenerator(model, tokenizer)
+    assert caplog.records == []
+    stale = build_tiny_ssr(variant="2d", num_frames=4)
+    stale.ssr_config = dataclasses.replace(stale.ssr_config, prompt_format_version="0")
+    with caplog.at_level(logging.WARNING, logger="ssr_core.engine"):
+        SSRGenerator(stale, tokenizer)
+    assert "prompt format '0'" in caplog.text

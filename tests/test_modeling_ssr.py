@@ -24,6 +24,7 @@ from ssr_core.model.modeling_ssr import (
 )
 from ssr_core.model.position_ids import video_span_position_ids
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
+from ssr_core.prompts import PROMPT_FORMAT_VERSION
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -225,6 +226,7 @@ def test_checkpoint_with_missing_or_unexpected_weights_is_refused(tmp_path):
 
 def test_from_ssr2d_keeps_base_and_adds_fresh_branch(tmp_path):
     two_d = build_tiny_ssr(variant="2d")
+    two_d.ssr_config.prompt_format_version = "0"  # stage 1 trained on older prompts
     two_d.save_pretrained(tmp_path)
     assert not (tmp_path / SPATIAL_BRANCH_WEIGHTS).exists()
     vggt = VGGTAggregator(VGGTConfig(**TINY_VGGT_CONFIG)).eval()
@@ -232,6 +234,7 @@ def test_from_ssr2d_keeps_base_and_adds_fresh_branch(tmp_path):
         tmp_path, vggt, spatial_layer=1, insertion="sequential", vggt_config=dict(TINY_VGGT_CONFIG)
     )
     assert three_d.ssr_config.variant == "3d" and three_d.ssr_config.insertion == "sequential"
+    assert three_d.ssr_config.prompt_format_version == PROMPT_FORMAT_VERSION  # what stage 2 trains on
     assert three_d.vggt is vggt and three_d.spatial_branch is not None
     for (name, a), (_, b) in zip(two_d.base.state_dict().items(), three_d.base.state_dict().items()):
         assert torch.equal(a, b), name

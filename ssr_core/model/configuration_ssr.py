@@ -19,10 +19,8 @@ INSERTIONS = ("interleaved", "sequential")
 
 
 def _prompt_format_version() -> str:
-    try:
-        from ssr_core.prompts import PROMPT_FORMAT_VERSION
-    except ImportError:  # prompts module not present in this checkout
-        return "1"
+    from ssr_core.prompts import PROMPT_FORMAT_VERSION
+
     return str(PROMPT_FORMAT_VERSION)
 
 

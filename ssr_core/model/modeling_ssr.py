@@ -436,6 +436,7 @@ class SSRForConditionalGeneration(nn.Module):
             insertion=insertion,
             vggt_config=vggt_config,
             vggt_path=None,
+            prompt_format_version=SSRConfig().prompt_format_version,  # stage 2 trains on today's prompts
         )
         return cls(two_d.base, ssr_config, _resolve_vggt(vggt, ssr_config))
 
