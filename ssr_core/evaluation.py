@@ -397,8 +397,10 @@ def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_c
         print(text, file=sys.stderr, flush=True)
 
     try:
-        if args.limit is not None and args.limit < 1:
-            raise EvalInputError(f"--limit must be >= 1, got {args.limit}")
+        for flag, value in (("--limit", args.limit), ("--num-frames", args.num_frames),
+                            ("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
+            if value is not None and value < 1:
+                raise EvalInputError(f"{flag} must be >= 1, got {value}")
         samples = read_samples(Path(args.data), Path(args.root) if args.root else None, args.limit, args.num_frames)
         generator = make_generator(args)
         start = time.perf_counter()

@@ -125,8 +125,9 @@ def test_bad_inputs_exit_cleanly(dataset, tmp_path, capsys):
     assert code == 1 and "checkpoint" in err and "not a directory" in err
     code, err = _run([*ok, "--data", str(tmp_path / "missing.jsonl")], capsys)
     assert code == 1 and "does not exist" in err
-    code, err = _run([*ok, "--data", str(qa), "--limit", "0"], capsys)
-    assert code == 1 and "--limit" in err
+    for flag in ("--limit", "--num-frames", "--batch-size", "--max-new-tokens"):  # not "the model failed"
+        code, err = _run([*ok, "--data", str(qa), flag, "0"], capsys, _standin(windows, oracle))
+        assert code == 1 and f"{flag} must be >= 1" in err, (flag, err)
 
     lines = qa.read_text().splitlines()
     cases = {
