@@ -221,6 +221,8 @@ class SSRGenerator:
         chat_template: str | None = None,
         max_batch_size: int = 16,
     ):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         trained_on = model.ssr_config.prompt_format_version

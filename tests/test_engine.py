@@ -89,6 +89,8 @@ def test_generate_strings_and_release(tiny):
     assert texts == [tokenizer.decode(t, skip_special_tokens=True) for t in ids]
     with pytest.raises(ValueError, match="limits"):
         generator.generate(window, PROMPTS[:2], [5])
+    with pytest.raises(ValueError, match="max_batch_size"):
+        SSRGenerator(model, tokenizer, max_batch_size=0)
     generator.release(window)
     with pytest.raises(ValueError, match="released"):
         generator.generate(window, PROMPTS[:1], [3])
