@@ -47,7 +47,13 @@ from ssr_ros.ros_conversions import (
     ns_from_stamp,
     scene_graph_msg,
 )
-from ssr_ros.tf_publishing import PoseHistory, matrix_from_pose, place_canonical, window_transforms
+from ssr_ros.tf_publishing import (
+    PoseHistory,
+    matrix_from_pose,
+    place_canonical,
+    pose_matrix_or_none,
+    window_transforms,
+)
 from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
 
 try:  # robots: real tf2 (lookups and the standard broadcaster); PyPI ROS has neither
@@ -72,7 +78,7 @@ class SSRNode(LifecycleNode):
         self._values: dict = {}  # accepted parameter values; read without rclpy's locks on hot paths
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._declare_parameters()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # window starts (take + id + hand-off) against each other and deactivation
         self._model: LoadedModel | None = None
         self._buffer: WindowBuffer | None = None
         self._decoder: ImageDecoder | None = None
@@ -85,7 +91,8 @@ class SSRNode(LifecycleNode):
         self._window_timer = None
         self._next_window_id = 0
         self._window_done = threading.Condition()
-        self._last_window_id = 0
+        self._last_window_id = 0  # latest window perceived and published (0: none since activation)
+        self._last_finished_id = 0  # latest window the worker finished with, successfully or not
         self._pose_source = "none"
         self._last_latency = float("nan")
         self._state_error = ""
@@ -93,6 +100,8 @@ class SSRNode(LifecycleNode):
         self._callback_s: deque[float] = deque(maxlen=CALLBACK_SAMPLES)
         self._images_received = 0
         self._too_few = 0
+        self._ask_lock = threading.Lock()
+        self._asks_in_service = 0  # ~/ask calls waiting or running, bounded by ask.queue_size
         self._asks_ok = 0
         self._asks_failed = 0
         self._camera_info_received = 0
@@ -162,6 +171,7 @@ class SSRNode(LifecycleNode):
         try:
             return self._configure()
         except Exception as exc:  # rclpy would turn it into ERROR without a word
+            self._teardown()  # a model loaded before the failure must not stay in (accelerator) memory
             return self._fail(f"configure failed: {type(exc).__name__}: {exc}")
 
     def _fail(self, reason: str) -> TransitionCallbackReturn:
@@ -199,6 +209,14 @@ class SSRNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._activate()
+        except Exception as exc:  # e.g. an invalid topic name; rclpy would go to ERROR without a word
+            self._stop_activity()
+            return self._fail(f"activate failed: {type(exc).__name__}: {exc}")
+        return super().on_activate(state)
+
+    def _activate(self) -> None:
         values = self.values()
         qos = QoSProfile(depth=values["qos.image_depth"], history=qos_profile_sensor_data.history,
                          durability=qos_profile_sensor_data.durability,
@@ -217,10 +235,11 @@ class SSRNode(LifecycleNode):
         self._ingest.start()
         self._window_timer = self.create_timer(values["window.period"], self._on_window_timer,
                                                callback_group=self._aux_group)
-        self._active = True
+        with self._lock:
+            self._active = True
+        self._state_error = ""
         self.get_logger().info(f"active: image topic {self._subs[0].topic_name}, a window every "
                                f"{values['window.period']}s of {values['window.frames']} frames")
-        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_activity()
@@ -245,7 +264,10 @@ class SSRNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS  # back to unconfigured, ready to be fixed
 
     def _stop_activity(self) -> None:
-        self._active = False
+        with self._lock:  # no window can be handed to a worker that is being stopped
+            self._active = False
+        with self._window_done:  # questions waiting for a first window stop waiting
+            self._window_done.notify_all()
         if self._window_timer is not None:
             self.destroy_timer(self._window_timer)
             self._window_timer = None
@@ -322,8 +344,12 @@ class SSRNode(LifecycleNode):
         if msg.header.frame_id and msg.header.frame_id != fixed:
             self._warn_once("pose_frame", f"camera_pose in frame {msg.header.frame_id!r}, expected {fixed!r}: ignored")
             return
-        self._pose_history.add(ns_from_stamp(msg.header.stamp),
-                               matrix_from_pose(msg.pose.position, msg.pose.orientation))
+        pose = pose_matrix_or_none(msg.pose.position, msg.pose.orientation)
+        if pose is None:
+            self._warn_once("pose_invalid", "camera_pose with a non-finite value or a zero quaternion: ignored "
+                                            "(logged once)")
+            return
+        self._pose_history.add(ns_from_stamp(msg.header.stamp), pose)
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:
@@ -335,20 +361,22 @@ class SSRNode(LifecycleNode):
         self._start_window()
 
     def _start_window(self) -> WindowJob | None:
-        buffer, worker = self._buffer, self._worker
-        if not self._active or buffer is None or worker is None:
-            return None
-        window = buffer.take_window()
-        if isinstance(window, TooFewFrames):
-            if window.available:  # no frames at all shows in images_received instead
-                self._too_few += 1
-                self._warn_once("too_few", f"too few frames for a window ({window.available} < "
-                                f"window.min_frames {window.required}); waiting for more (counted)")
-            return None
+        """Timer and ~/ask threads both start windows: taking the frames, numbering the window and
+        handing it over happen under one lock, so ids reach the worker in order."""
         with self._lock:
+            buffer, worker = self._buffer, self._worker
+            if not self._active or buffer is None or worker is None:
+                return None
+            window = buffer.take_window()
+            if isinstance(window, TooFewFrames):
+                if window.available:  # no frames at all shows in images_received instead
+                    self._too_few += 1
+                    self._warn_once("too_few", f"too few frames for a window ({window.available} < "
+                                    f"window.min_frames {window.required}); waiting for more (counted)")
+                return None
             self._next_window_id += 1
             job = WindowJob(self._next_window_id, window, time.monotonic())
-        worker.submit_window(job)
+            worker.submit_window(job)
         return job
 
     def _lookup_camera(self, camera_frame: str):
@@ -366,7 +394,16 @@ class SSRNode(LifecycleNode):
         return lookup
 
     def _process_window(self, job: WindowJob) -> None:
-        """Worker thread: perceive, place the canonical frame, publish everything stamped alike."""
+        """Worker thread: one window; whatever happens, questions waiting for it are woken."""
+        try:
+            self._perceive_and_publish(job)
+        finally:
+            with self._window_done:
+                self._last_finished_id = max(self._last_finished_id, job.window_id)
+                self._window_done.notify_all()
+
+    def _perceive_and_publish(self, job: WindowJob) -> None:
+        """Perceive, place the canonical frame, publish everything stamped alike."""
         model = self._model
         if model is None:
             return
@@ -411,10 +448,11 @@ class SSRNode(LifecycleNode):
     def _on_ask(self, request: AskSpatial.Request, response: AskSpatial.Response) -> AskSpatial.Response:
         t0 = time.monotonic()
         result = self._answer(request, response, t0)
-        if result.success:
-            self._asks_ok += 1
-        else:
-            self._asks_failed += 1
+        with self._ask_lock:
+            if result.success:
+                self._asks_ok += 1
+            else:
+                self._asks_failed += 1
         return result
 
     def _answer(self, request, response, t0: float):
@@ -424,17 +462,32 @@ class SSRNode(LifecycleNode):
         if len(request.question) > limit:
             return fail_ask_response(response, f"question too long: {len(request.question)} characters "
                                                f"> ask.max_question_chars {limit}")
-        model, worker = self._model, self._worker
-        if model is None:
+        if self._model is None:
             return fail_ask_response(response, "model not loaded: the node is not configured"
                                      + (f" ({self._state_error})" if self._state_error else ""))
+        queue_size = self.value("ask.queue_size")
+        with self._ask_lock:  # the limit covers the whole call, waiting for a first window included
+            admitted = self._asks_in_service < queue_size
+            if admitted:
+                self._asks_in_service += 1
+        if not admitted:
+            return fail_ask_response(response, f"queue full: {queue_size} questions already waiting or running "
+                                               "(ask.queue_size)", int(request.window_id))
+        try:
+            return self._answer_admitted(request, response, t0, timeout)
+        finally:
+            with self._ask_lock:
+                self._asks_in_service -= 1
+
+    def _answer_admitted(self, request, response, t0: float, timeout: float):
+        model, worker = self._model, self._worker
+        if model is None:
+            return fail_ask_response(response, "model not loaded: the node is not configured")
         window_id = int(request.window_id)
         if window_id == 0:
-            window_id = self._latest_window(t0 + timeout)
+            window_id, error = self._latest_window(t0 + timeout)
             if window_id == 0:
-                return fail_ask_response(response, "no window yet: not enough frames received "
-                                         f"(window.min_frames {self.value('window.min_frames')})"
-                                         if self._active else "no window yet: the node is not active")
+                return fail_ask_response(response, error, 0, time.monotonic() - t0)
         cached = sorted(model.reasoner.cached_windows)
         if window_id not in cached:
             return fail_ask_response(response, f"unknown window {window_id}: cached windows are {cached}",
@@ -458,18 +511,29 @@ class SSRNode(LifecycleNode):
                                      time.monotonic() - t0)
         return fill_ask_response(response, answer, options, window_id, time.monotonic() - t0)
 
-    def _latest_window(self, deadline: float) -> int:
-        """The latest processed window; with none yet, start one from the buffered frames and wait."""
+    def _latest_window(self, deadline: float) -> tuple[int, str]:
+        """(the latest processed window, ""); with none yet, start one from the buffered frames and
+        wait until the worker is done with it. (0, the ~/ask error text) when there is no window."""
         with self._window_done:
             if self._last_window_id:
-                return self._last_window_id
+                return self._last_window_id, ""
         job = self._start_window()
         if job is None:
-            return 0
-        with self._window_done:
-            self._window_done.wait_for(lambda: self._last_window_id >= job.window_id,
+            if not self._active:
+                return 0, "no window yet: the node is not active"
+            return 0, ("no window yet: not enough frames received "
+                       f"(window.min_frames {self.value('window.min_frames')})")
+        with self._window_done:  # woken when this window (or a newer one replacing it) is done, or on deactivation
+            self._window_done.wait_for(lambda: self._last_finished_id >= job.window_id or not self._active,
                                        timeout=max(0.0, deadline - time.monotonic()))
-            return self._last_window_id
+            if self._last_window_id:
+                return self._last_window_id, ""
+            if not self._active:
+                return 0, "no window yet: the node is not active"
+            if self._last_finished_id >= job.window_id:
+                return 0, f"no window yet: window {job.window_id} failed (reason in the node's log)"
+        timeout = self.value("ask.timeout")
+        return 0, f"timeout: window {job.window_id} not processed within ask.timeout {timeout}s"
 
     # ---------------------------------------------------------------- diagnostics
     def stats(self) -> dict[str, str]:

@@ -32,6 +32,16 @@ def matrix_from_pose(position, orientation) -> np.ndarray:
     return T
 
 
+def pose_matrix_or_none(position, orientation) -> np.ndarray | None:
+    """`matrix_from_pose` for untrusted input: None when a value is not finite or the quaternion is
+    (near) zero; other quaternions are normalised."""
+    values = np.array([position.x, position.y, position.z, orientation.x, orientation.y, orientation.z,
+                       orientation.w], dtype=np.float64)
+    if not np.all(np.isfinite(values)) or np.linalg.norm(values[3:]) < 1e-6:
+        return None
+    return matrix_from_pose(position, orientation)
+
+
 def transform_msg(T: np.ndarray, parent: str, child: str, stamp_ns: int) -> TransformStamped:
     q = Rotation.from_matrix(T[:3, :3]).as_quat()
     msg = TransformStamped()

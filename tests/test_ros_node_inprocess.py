@@ -1,0 +1,136 @@
+"""ssr_node's callbacks called directly in this process (no executor, no second process): untrusted
+camera poses, the ~/ask queue limit while a first window is being perceived, a failed first window,
+and failing configure/activate transitions. Deterministic: nothing here depends on DDS timing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs rclpy (ROS 2)")
+pytest.importorskip("ssr_msgs.msg", reason="needs the built ssr_msgs interface package (scripts/setup.sh)")
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from ros_helpers import domain_id, image_msg, ros_args, synth_scene, wait_for  # noqa: E402
+from ssr_msgs.srv import AskSpatial  # noqa: E402
+
+from ssr_core.data.rosbag_io import START_NS  # noqa: E402
+from ssr_ros import ssr_node as ssr_node_module  # noqa: E402
+from ssr_ros.ros_conversions import stamp_from_ns  # noqa: E402
+from ssr_ros.ssr_node import SSRNode  # noqa: E402
+
+pytestmark = pytest.mark.ros
+SUCCESS = TransitionCallbackReturn.SUCCESS
+QUESTION = "How many chair(s) are in this room?"
+
+
+@pytest.fixture
+def make_node(monkeypatch):
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    created = []
+
+    def make(**params) -> SSRNode:
+        context = Context()
+        rclpy.init(context=context, domain_id=domain_id(f"inprocess/{len(created)}"))
+        values = {"model.kind": "ground_truth", "model.scene_dir": str(synth_scene()), "autostart": False,
+                  "window.frames": 8, "window.min_frames": 4, **params}
+        node = SSRNode(context=context, cli_args=ros_args(values))
+        created.append((node, context))
+        return node
+
+    yield make
+    for node, context in created:
+        node._stop_activity()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def _active(node: SSRNode) -> SSRNode:
+    assert node.trigger_configure() == SUCCESS, node.stats()["error"]
+    assert node.trigger_activate() == SUCCESS, node.stats()["error"]
+    return node
+
+
+def _feed(node: SSRNode, count: int, first: int = 0) -> None:
+    """Frames as the ingest thread hands them over (decoded synchronously here), 10 Hz stamps."""
+    for i in range(first, first + count):
+        node._ingest_image(image_msg(160, 120, stamp_ns=START_NS + i * 100_000_000, seed=i))
+
+
+def _pose(stamp_ns: int, position=(0.0, 0.0, 1.5), quaternion=(0.0, 0.0, 0.0, 1.0)) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.frame_id = "odom"
+    msg.header.stamp = stamp_from_ns(stamp_ns)
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = position
+    q = msg.pose.orientation
+    q.x, q.y, q.z, q.w = quaternion
+    return msg
+
+
+def _ask(node: SSRNode, question: str = QUESTION) -> AskSpatial.Response:
+    return node._on_ask(AskSpatial.Request(question=question), AskSpatial.Response())
+
+
+def test_untrusted_camera_poses_are_ignored_not_raised(make_node):
+    """An exception in a subscription callback ends the executor's spin, i.e. the node."""
+    node = _active(make_node())
+    node._on_camera_pose(_pose(START_NS, quaternion=(0.0, 0.0, 0.0, 0.0)))  # zero quaternion
+    node._on_camera_pose(_pose(START_NS, position=(float("nan"), 0.0, 0.0)))
+    node._on_camera_pose(_pose(START_NS, quaternion=(float("inf"), 0.0, 0.0, 1.0)))
+    assert len(node._pose_history) == 0
+    node._on_camera_pose(_pose(START_NS, quaternion=(0.0, 0.0, 0.0, 2.0)))  # not unit: normalised
+    assert len(node._pose_history) == 1
+
+
+def test_queue_limit_covers_asks_waiting_for_the_first_window(make_node):
+    node = _active(make_node(**{"model.standin_latency": 1.0, "ask.queue_size": 1, "ask.timeout": 120.0}))
+    _feed(node, 8)
+    first = {}
+    thread = threading.Thread(target=lambda: first.setdefault("reply", _ask(node)))
+    thread.start()
+    try:
+        wait_for(lambda: node._worker.submitted == 1, 30, "the first question did not start a window")
+        second = _ask(node)  # the first is still waiting for its window (seconds of stand-in latency)
+        assert second.error.startswith("queue full"), second.error
+    finally:
+        thread.join(120)
+    assert first["reply"].success, first["reply"].error
+    assert node.stats()["asks_ok"] == "1" and node.stats()["asks_failed"] == "1"
+
+
+def test_failed_first_window_ends_the_wait_with_its_reason(make_node):
+    node = _active(make_node(**{"ask.timeout": 60.0}))
+    # the camera looks straight down at the window's first stamp: no canonical +x, the window fails
+    node._on_camera_pose(_pose(START_NS, quaternion=(1.0, 0.0, 0.0, 0.0)))
+    _feed(node, 8)
+    reply = _ask(node)
+    assert not reply.success and reply.error.startswith("no window yet: window 1 failed"), reply.error
+    stats = node.stats()
+    assert stats["windows_failed"] == "1" and stats["windows_started"] == "1"
+
+
+def test_failed_activate_is_reported_and_leaves_nothing_running(make_node):
+    node = make_node(**{"topics.image": "not a topic name"})
+    assert node.trigger_configure() == SUCCESS
+    assert node.trigger_activate() != SUCCESS
+    stats = node.stats()
+    assert stats["lifecycle_state"] == "inactive" and stats["error"].startswith("activate failed"), stats
+    assert node._subs == [] and node._window_timer is None and not node._active
+    assert "not active" in _ask(node).error
+
+
+def test_failed_configure_releases_the_loaded_model(make_node, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ingest thread for you")
+
+    monkeypatch.setattr(ssr_node_module, "FrameIngest", broken)
+    node = make_node()
+    assert node.trigger_configure() != SUCCESS
+    assert node._model is None and node._pubs == {}
+    stats = node.stats()
+    assert stats["lifecycle_state"] == "unconfigured" and "no ingest thread" in stats["error"]
+    monkeypatch.undo()
+    assert node.trigger_configure() == SUCCESS
