@@ -239,13 +239,14 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
 
 
 def add_eval_run_command(subparsers: Subparsers) -> None:
-    # Imported here: those modules import this one for `add_command`.
+    # Imported when the parser is built, keeping `import ssr_core.cli` light.
     from ssr_core.evaluation import add_eval_run_command as build
 
     build(subparsers)
 
 
 def add_data_commands(subparsers: Subparsers) -> None:
+    # Imported here: ssr_core.data.cli imports this module for `add_command`.
     from ssr_core.data.cli import add_data_commands as build
 
     build(subparsers)

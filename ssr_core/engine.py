@@ -41,11 +41,10 @@ from ssr_core.model.modeling_ssr import (
     vision_geometry,
 )
 from ssr_core.model.position_ids import build_position_ids, video_token_count
-from ssr_core.prompts import PROMPT_FORMAT_VERSION
+from ssr_core.prompts import PROMPT_FORMAT_VERSION, Prompt
 
 log = logging.getLogger(__name__)
 
-Prompt = str | Sequence[Mapping[str, str]]
 IGNORE_INDEX = -100
 
 

@@ -38,9 +38,9 @@ from ssr_core.metrics import (
     evaluate_vsibench,
 )
 from ssr_core.parsers import GroundedObject
-from ssr_core.prompts import vsibench_prompt
+from ssr_core.prompts import Prompt, vsibench_prompt
 from ssr_core.qa import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
-from ssr_core.reasoner import Prompt, WindowGenerator
+from ssr_core.reasoner import WindowGenerator
 
 TASKS = (TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

@@ -20,11 +20,11 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ssr_core.boxes import wrap_angle
+from ssr_core.cogmap import GRID_SIZE  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
 
 T = TypeVar("T")
 
 MAX_TEXT_CHARS = 65536  # longer texts are refused outright: no answer is that long
-GRID_SIZE = 10  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
 
 NUMERIC_QUESTION_TYPES = frozenset(
     {"object_counting", "object_abs_distance", "object_size_estimation", "room_size_estimation"}

@@ -15,6 +15,11 @@ import numpy as np
 from ssr_core.boxes import wrap_angle
 from ssr_core.parsers import GroundedObject
 
+# What a generator is asked: a user text, or chat messages (optional system context, then the user
+# question) exactly as a training sample stores them; the engine renders both with the chat
+# template, video first.
+Prompt = str | Sequence[Mapping[str, str]]
+
 PROMPT_FORMAT_VERSION = "1"
 
 DECIMALS = 2  # every metric number in a grounding answer (metres, radians)

@@ -41,7 +41,13 @@ from ssr_core.parsers import (
     parse_grounding,
     parse_vsibench,
 )
-from ssr_core.prompts import cogmap_messages, detect_all_objects_prompt, format_options, vsibench_prompt
+from ssr_core.prompts import (
+    Prompt,
+    cogmap_messages,
+    detect_all_objects_prompt,
+    format_options,
+    vsibench_prompt,
+)
 from ssr_core.scene import instance_id
 from ssr_core.scene_graph import build_scene_graph
 
@@ -67,11 +73,6 @@ _NUMBER_TYPE = "object_abs_distance"
 _MAX_OPEN_NUMBER_WORDS = 3  # "2.5 meters", "three chairs": short enough to be a numeric answer
 _LETTERED = re.compile(r"\s*([A-Z])\s*[.:)]")
 _OBJECT_SEGMENT = re.compile(r"\{[^{}]*\}")
-
-
-# A user text, or chat messages (optional system context, then the user question) exactly as a
-# training sample stores them; the engine renders both with the chat template, video first.
-Prompt = str | Sequence[Mapping[str, str]]
 
 
 def prompt_text(prompt: Prompt) -> str:

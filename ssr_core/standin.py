@@ -27,13 +27,14 @@ import numpy as np
 from ssr_core.cogmap import GRID_SIZE, MIN_ANCHOR_SEPARATION_M, encode_triplet
 from ssr_core.parsers import GroundedObject
 from ssr_core.prompts import (
+    Prompt,
     cogmap_messages,
     detect_all_objects_prompt,
     format_cell_answer,
     format_grounding_answer,
     object_name,
 )
-from ssr_core.reasoner import Prompt, assign_instance_ids, prompt_text
+from ssr_core.reasoner import assign_instance_ids, prompt_text
 from ssr_core.scene import SceneObject, WindowAnnotation
 
 AnnotationSource = WindowAnnotation | Callable[[np.ndarray], WindowAnnotation]

@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ssr_core.engine import Prompt, SSRGenerator, build_training_inputs, collate_training_inputs
+from ssr_core.engine import SSRGenerator, build_training_inputs, collate_training_inputs
 from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+from ssr_core.prompts import Prompt
 
 SYSTEM = "You reason about a 10x10 cognitive map. Answer with a cell [col, row]."
 PROMPTS: list[Prompt] = [
