@@ -175,7 +175,7 @@ class SceneReasoner:
 
     Thread-safety: `perceive` and `ask` may be called from different threads; one lock guards
     the cache and the generator, so calls are serialised (an `ask` waits for a running
-    `perceive`). Window ids are non-negative; `ask(window_id=0)` means the latest window.
+    `perceive`). Window ids are positive; `ask(window_id=0)` means the latest window.
     """
 
     def __init__(
@@ -244,11 +244,12 @@ class SceneReasoner:
     def perceive(self, frames: np.ndarray, window_id: int) -> WindowPerception:
         """Encode the window, cache it, and build its structured scene.
 
-        Raises `ValueError` for a negative id or frames that are not (N, H, W, 3); everything
-        the model gets wrong (or a generator exception) is recorded in `failures` instead.
+        Raises `ValueError` for an id below 1 (0 is `ask`'s "latest window") or frames that are
+        not (N, H, W, 3); everything the model gets wrong (or a generator exception) is recorded
+        in `failures` instead.
         """
-        if isinstance(window_id, bool) or not isinstance(window_id, int | np.integer) or window_id < 0:
-            raise ValueError(f"window_id must be a non-negative integer, got {window_id!r}")
+        if isinstance(window_id, bool) or not isinstance(window_id, int | np.integer) or window_id < 1:
+            raise ValueError(f"window_id must be a positive integer (0 means 'latest' to ask), got {window_id!r}")
         window_id = int(window_id)
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:

@@ -174,6 +174,8 @@ def test_encode_failure_and_bad_arguments():
     assert reasoner.cached_windows == []
     with pytest.raises(ValueError):
         reasoner.perceive(FRAMES, -1)
+    with pytest.raises(ValueError, match="latest"):
+        reasoner.perceive(FRAMES, 0)
     with pytest.raises(ValueError):
         reasoner.perceive(np.zeros((4, 4, 3), dtype=np.uint8), 1)
     with pytest.raises(ValueError):
