@@ -30,7 +30,7 @@ from training.checkpointing import (
 )
 from training.config import ConfigError, config_from_dict, load_config
 from training.dataset import EpochBatchSampler, make_tiny_dataset
-from training.train import SIGTERM_TEST_HOOK, configure_trainable, parameter_groups, train
+from training.train import SIGTERM_TEST_HOOK, configure_trainable, epoch_loader, parameter_groups, train
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "configs"
@@ -149,6 +149,16 @@ def test_sampler_covers_epochs_and_resumes_anywhere(world):
     assert samplers[0].permutation(0).tolist() != samplers[0].permutation(1).tolist()
     if world == 1:
         assert sorted(i for b in samplers[0].batches(0) for i in b) == list(range(n))
+
+
+def test_epoch_loader_leaves_the_global_rng_alone():
+    """A resumed run builds a loader mid-epoch; drawing its seed from torch's global RNG would shift
+    every later random draw (dropout) against the uninterrupted run."""
+    sampler = EpochBatchSampler(6, 2, seed=3)
+    before = torch.random.get_rng_state()
+    batches = list(epoch_loader(list(range(6)), sampler, 1, 1, list, num_workers=0, seed=3))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert batches == list(sampler.batches(1, 1))
 
 
 def test_checkpoint_discovery_and_compatibility(tmp_path):
@@ -278,6 +288,34 @@ def test_sigterm_resume_matches_uninterrupted(stage1_run, samples_dir, tmp_path)
     assert logged_ids(tmp_path) == logged_ids(stage1_run)
     assert len(logged_ids(stage1_run)) == 6 * 2 * 2
     assert scalars(tmp_path, 1, "train/loss")[-1] == pytest.approx(scalars(stage1_run, 1, "train/loss")[-1], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_step_straddles_the_epoch_end(samples_dir, tmp_path, monkeypatch):
+    """SIGTERM during the first half of an optimiser step whose second half lies in the next epoch:
+    the step is finished there, checkpointed, and the run stops (10 samples, micro-batches of 2,
+    two per step: step 3 is micro-batch 5 of epoch 0 plus micro-batch 1 of epoch 1)."""
+    import signal
+
+    import training.train as train_module
+    from training.dataset import SampleDataset
+
+    loaded = []
+
+    class SignallingDataset(SampleDataset):
+        def __getitem__(self, index):
+            loaded.append(index)
+            if len(loaded) == 9:  # first sample of micro-batch 5
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().__getitem__(index)
+
+    monkeypatch.setattr(train_module, "SampleDataset", SignallingDataset)
+    cfg = tiny_config(1, tmp_path, samples_dir / "train10.jsonl", checkpoint={"every_steps": 100}, log={"tensorboard": False})
+    result = train(config_from_dict(cfg))
+    assert result.stopped_by_signal and result.global_step == 3 and result.final_model is None
+    state = read_trainer_state(latest_checkpoint(tmp_path))
+    assert (state.global_step, state.epoch, state.position) == (3, 1, 1)
+    assert len(loaded) == 3 * 2 * 2
 
 
 @pytest.mark.slow

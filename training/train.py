@@ -219,6 +219,20 @@ def _ignore_sigterm(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def epoch_loader(dataset, sampler: EpochBatchSampler, epoch: int, start: int, collator, num_workers: int, seed: int) -> DataLoader:
+    """The micro-batches of `epoch` from `start` on. The loader draws its worker seed from its own
+    generator, seeded by (seed, epoch), never from the global torch RNG: a resumed run creates a
+    loader mid-epoch where the uninterrupted run did not, and must not shift the RNG stream."""
+    return DataLoader(
+        dataset,
+        batch_sampler=ResumedBatches(sampler, epoch, start),
+        collate_fn=collator,
+        num_workers=num_workers,
+        worker_init_fn=_ignore_sigterm,
+        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+    )
+
+
 def _mixed_precision(cfg: TrainConfig, device: torch.device) -> str:
     if cfg.train.mixed_precision == "auto":
         return "no" if device.type == "cpu" else "bf16"
@@ -356,15 +370,13 @@ def _train(cfg: TrainConfig) -> TrainResult:
     step_loss, step_tokens, step_start = 0.0, 0, time.perf_counter()
     first_step, loop_start = state.global_step, step_start
     last_loss: float | None = None
+    stopped = False  # set only at an optimiser-step boundary, after the SIGTERM checkpoint
     try:
-        while state.global_step < total_steps and not stop.requested:
-            loader = DataLoader(
-                dataset,
-                batch_sampler=ResumedBatches(sampler, state.epoch, state.position),
-                collate_fn=collator,
-                num_workers=cfg.train.num_workers,
-                worker_init_fn=_ignore_sigterm,
-            )
+        # A SIGTERM is acted on only after a complete optimiser step: one that straddles the end of
+        # an epoch is finished in the next epoch's loader, so the loop condition must not look at it.
+        while state.global_step < total_steps and not stopped:
+            loader = epoch_loader(dataset, sampler, state.epoch, state.position, collator,
+                                  cfg.train.num_workers, cfg.seed)
             for batch in loader:
                 ids = batch.pop("sample_ids")
                 batch = _to_device(batch, accelerator.device)
@@ -411,6 +423,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                     stop.requested = stopping
                 if stopping or state.global_step % cfg.checkpoint.every_steps == 0 or state.global_step == total_steps:
                     save_checkpoint(accelerator, output_dir, state, cfg.checkpoint.keep_last)
+                stopped = stopping
                 if stopping or state.global_step >= total_steps:
                     break
     finally:
@@ -418,7 +431,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
         bar.close()
     timing = (state.global_step - first_step, time.perf_counter() - loop_start)
 
-    if stop.requested and state.global_step < total_steps:
+    if stopped and state.global_step < total_steps:
         accelerator.print(f"SIGTERM: checkpoint saved at step {state.global_step}; rerun the same command to resume")
         accelerator.end_training()
         return TrainResult(state.global_step, *timing, True, None, last_loss, None)
