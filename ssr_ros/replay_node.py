@@ -25,11 +25,15 @@ from ssr_ros.ros_conversions import ns_from_stamp, stamp_from_ns
 
 
 def message_class(msgtype: str):
-    """'sensor_msgs/msg/Image' -> the rclpy class, or None when that package is not installed."""
-    package, kind, name = msgtype.split("/")
+    """'sensor_msgs/msg/Image' -> the rclpy class, or None when that package is not installed (or
+    the name is not of that form, e.g. a ROS 1 'pkg/Type')."""
+    parts = msgtype.split("/")
+    if len(parts) != 3 or not all(p.isidentifier() for p in parts):
+        return None
+    package, kind, name = parts
     try:
         return getattr(importlib.import_module(f"{package}.{kind}"), name)
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, ValueError):
         return None
 
 
@@ -77,6 +81,7 @@ class ReplayNode(Node):
         self.finished = threading.Event()
         self.published = 0
         self.skipped = 0
+        self._undecodable: set[str] = set()  # topics already warned about
         self._stop = threading.Event()
         self._reader = Reader(self.bag)
         self._reader.open()
@@ -112,7 +117,9 @@ class ReplayNode(Node):
             self._wait_for_subscribers()
             self._stop.wait(self.get_parameter("start_delay").value)
             passes = 0
-            while not self._stop.is_set():
+            if not self._connections:  # looping over nothing would spin a core
+                self.get_logger().warning("no topic of the recording can be replayed (filter, or types not installed)")
+            while self._connections and not self._stop.is_set():
                 self._play(offset_ns=passes * self._span_ns + passes * 1_000_000)
                 passes += 1
                 if not self.loop:
@@ -132,9 +139,12 @@ class ReplayNode(Node):
             cls, pub = self._pubs[conn.topic]
             try:
                 msg = deserialize_message(bytes(raw), cls)
-            except Exception as exc:  # a corrupt record must not end the replay
+            except Exception as exc:  # a corrupt record (or another definition of the type) must not end the replay
                 self.skipped += 1
-                self.get_logger().warning(f"{conn.topic}: record at {stamp} not decodable ({exc}); skipped")
+                if conn.topic not in self._undecodable:  # once per topic: a whole topic may be unreadable
+                    self._undecodable.add(conn.topic)
+                    self.get_logger().warning(f"{conn.topic}: record at {stamp} not decodable ({exc}); skipped "
+                                              "(further ones on this topic are only counted)")
                 continue
             if offset_ns:
                 shift_stamps(msg, offset_ns)

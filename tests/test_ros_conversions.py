@@ -168,6 +168,8 @@ def test_replay_helpers_shift_stamps_and_find_types():
 
     assert message_class("sensor_msgs/msg/Image") is Image
     assert message_class("no_such_pkg/msg/Thing") is None
+    for malformed in ("sensor_msgs/Image", "sensor_msgs/msg/Image/x", "", "os.path/msg/x"):
+        assert message_class(malformed) is None, malformed
     image = Image(header=header("cam", 1_900_000_000))
     shift_stamps(image, 200_000_000)
     assert ns_from_stamp(image.header.stamp) == 2_100_000_000

@@ -1,6 +1,7 @@
 """ssr_node's callbacks called directly in this process (no executor, no second process): untrusted
 camera poses, the ~/ask queue limit while a first window is being perceived, a failed first window,
-and failing configure/activate transitions. Deterministic: nothing here depends on DDS timing."""
+and failing configure/activate transitions; ssr_replay with nothing to replay. Deterministic:
+nothing here depends on DDS timing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ssr_msgs.srv import AskSpatial  # noqa: E402
 
 from ssr_core.data.rosbag_io import START_NS  # noqa: E402
 from ssr_ros import ssr_node as ssr_node_module  # noqa: E402
+from ssr_ros.replay_node import ReplayNode  # noqa: E402
 from ssr_ros.ros_conversions import stamp_from_ns  # noqa: E402
 from ssr_ros.ssr_node import SSRNode  # noqa: E402
 
@@ -134,3 +136,22 @@ def test_failed_configure_releases_the_loaded_model(make_node, monkeypatch):
     assert stats["lifecycle_state"] == "unconfigured" and "no ingest thread" in stats["error"]
     monkeypatch.undo()
     assert node.trigger_configure() == SUCCESS
+
+
+def test_replay_with_nothing_to_replay_ends_even_when_looping(monkeypatch):
+    """(rosbags reads every connection when given none: the replay must not ask it to.)"""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id("inprocess/replay"))
+    node = ReplayNode(context=context, cli_args=ros_args(
+        {"bag": str(synth_scene() / "recording"), "loop": True, "topics": "[/not_in_the_bag]"},
+        remaps=(), params_file=None))
+    try:
+        assert node.finished.wait(30), "the replay thread loops over an empty selection"
+        assert node.published == 0 and not errors, errors
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
