@@ -49,6 +49,7 @@ def test_bad_images_params_asks_and_lifecycle(tmp_path):
     node = start_ssr_node(domain, tmp_path, {
         "model.kind": "ground_truth", "model.scene_dir": str(synth_scene()), "window.period": 0.3,
         "window.frames": 8, "window.min_frames": 4, "qos.image_reliability": "reliable",
+        "qos.image_depth": 100,  # no rejected image may be overwritten unread when this machine is busy
     })
     try:
         probe.wait_stats(lambda s: s.get("lifecycle_state") == "active", 30, "ssr_node did not become active")
@@ -63,7 +64,6 @@ def test_bad_images_params_asks_and_lifecycle(tmp_path):
             for msgs in BAD_IMAGES.values():
                 for m in msgs:
                     pub.publish(m)
-                    time.sleep(0.02)  # the node's image queue is 5 deep (qos.image_depth)
         expected = {f"rejected_{k}": str(2 * len(v)) for k, v in BAD_IMAGES.items()}
         probe.wait_stats(lambda s: all(s.get(k) == v for k, v in expected.items()), 10, "rejections not counted")
         log = node.log()

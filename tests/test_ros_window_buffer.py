@@ -13,6 +13,14 @@ from ssr_ros.inference_worker import InferenceWorker, QueueFull
 from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer, uniform_indices
 
 
+def _until(predicate, what: str, timeout: float = 10.0) -> None:
+    """Wait for another thread's progress (no fixed sleeps: the CI machine is small and shared)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
 def _frame(i: int, shape=(4, 6, 3)) -> Frame:
     return Frame(stamp_ns=i * 100_000_000, image=np.full(shape, i % 256, np.uint8), frame_id="cam")
 
@@ -80,34 +88,34 @@ def test_invalid_configuration():
 
 
 def test_worker_newest_window_wins_and_every_window_is_counted():
-    release = threading.Event()
+    release, started = threading.Event(), []
     seen = []
 
     def process(w):
-        release.wait(5)
+        started.append(w)
+        release.wait(10)
         seen.append(w)
 
     worker = InferenceWorker(process, max_asks=2)
     worker.start()
     worker.submit_window(1)
-    time.sleep(0.05)  # 1 is running now
+    _until(lambda: started == [1], "window 1 did not start")
     assert worker.submit_window(2) is False
     assert worker.submit_window(3) is True  # replaced 2
     release.set()
-    deadline = time.monotonic() + 5
-    while worker.busy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    worker.stop(5)
+    _until(lambda: not worker.busy, "worker still busy")
+    worker.stop(10)
     assert seen == [1, 3]
     assert worker.submitted == worker.processed + worker.skipped == 3 and worker.skipped == 1
 
 
 def test_worker_asks_first_bounded_and_errors_reported():
     gate = threading.Event()
-    order, errors = [], []
+    order, errors, started = [], [], []
 
     def process(w):
-        gate.wait(5)
+        started.append(w)
+        gate.wait(10)
         order.append(("window", w))
         if w == "bad":
             raise RuntimeError("boom")
@@ -115,60 +123,57 @@ def test_worker_asks_first_bounded_and_errors_reported():
     worker = InferenceWorker(process, max_asks=2, on_error=lambda what, exc: errors.append(str(exc)))
     worker.start()
     worker.submit_window("bad")
-    time.sleep(0.05)
+    _until(lambda: started == ["bad"], "window 'bad' did not start")
     worker.submit_window("w2")
     a1 = worker.submit_ask(lambda: order.append(("ask", 1)) or 1)
     a2 = worker.submit_ask(lambda: 1 / 0)
     with pytest.raises(QueueFull):
         worker.submit_ask(lambda: 3)
     gate.set()
-    assert a1.result(5) == 1
+    assert a1.result(10) == 1
     with pytest.raises(ZeroDivisionError):
-        a2.result(5)
-    deadline = time.monotonic() + 5
-    while worker.busy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    worker.stop(5)
+        a2.result(10)
+    _until(lambda: not worker.busy, "worker still busy")
+    worker.stop(10)
     assert order == [("window", "bad"), ("ask", 1), ("window", "w2")]
     assert errors == ["boom"] and worker.failed == 1 and worker.processed == 2
 
 
 def test_worker_skips_asks_cancelled_while_queued():
-    gate = threading.Event()
-    worker = InferenceWorker(lambda w: gate.wait(5), max_asks=1)
+    gate, started = threading.Event(), threading.Event()
+    worker = InferenceWorker(lambda w: started.set() or gate.wait(10), max_asks=1)
     worker.start()
     worker.submit_window(1)
-    time.sleep(0.05)
+    assert started.wait(10)
     ran = []
     fut = worker.submit_ask(lambda: ran.append(1))
     assert fut.cancel()
     gate.set()
-    time.sleep(0.1)
-    worker.submit_ask(lambda: 2).result(5)  # the slot was freed
-    worker.stop(5)
+    _until(lambda: not worker.busy, "worker still busy")  # the cancelled ask was dropped: slot free
+    assert worker.submit_ask(lambda: 2).result(10) == 2
+    worker.stop(10)
     assert ran == []
 
 
 def test_ingest_is_bounded_drops_oldest_and_survives_errors():
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     done, errors = [], []
 
     def process(item):
-        gate.wait(5)
+        started.set()
+        gate.wait(10)
         if item == "bad":
             raise ValueError("corrupt")
         done.append(item)
 
     ingest = FrameIngest(process, depth=2, on_error=errors.append)
     ingest.start()
-    ingest.put("bad")  # taken by the thread at once, waits on the gate
-    time.sleep(0.05)
+    ingest.put("bad")
+    assert started.wait(10)  # taken by the thread, waiting on the gate
     for item in ("a", "b", "c"):
         ingest.put(item)  # depth 2: "a" is dropped
     gate.set()
-    deadline = time.monotonic() + 5
-    while ingest.processed < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    ingest.stop(5)
+    _until(lambda: ingest.processed == 3, "ingest did not process the queue")
+    ingest.stop(10)
     assert done == ["b", "c"] and ingest.dropped == 1
     assert [str(e) for e in errors] == ["corrupt"] and len(ingest.durations_s) == 3
