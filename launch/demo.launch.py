@@ -27,11 +27,12 @@ def _graph(context):
     scene_dir = LaunchConfiguration("scene_dir").perform(context)
     if not scene_dir:
         from ssr_core.data.synthesize import synthesize_scene
+        from ssr_ros.demo import DEMO_SEED
 
         out = Path(LaunchConfiguration("out").perform(context)) / "data"
         scene_dir = str(out / "synth_0000")
-        if not (Path(scene_dir) / "recording").exists():
-            synthesize_scene(out, "synth_0000", seed=0, num_frames=64, width=320, height=240, bag=True)
+        if not (Path(scene_dir) / "recording").exists():  # the scene `ssr_demo` renders
+            synthesize_scene(out, "synth_0000", seed=DEMO_SEED, num_frames=64, width=320, height=240, bag=True)
     from ssr_core.data import rosbag_io
 
     return [

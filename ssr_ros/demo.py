@@ -20,6 +20,7 @@ import numpy as np
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
 WINDOW_FRAMES = 32
+DEMO_SEED = 1  # scene seed of the demo (14 objects in view); launch/demo.launch.py renders the same scene
 
 
 def params_file() -> Path:
@@ -42,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=64, help="frames in the synthetic recording")
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
-    p.add_argument("--seed", type=int, default=1, help="scene seed (default 1: 14 objects in view)")
+    p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"scene seed (default {DEMO_SEED}: 14 objects in view)")
     p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
     return p.parse_args(argv)
@@ -119,6 +120,17 @@ def print_results(det, graph, answer, question: str, expected: str) -> None:
         print(f"A: failed: {answer.error}")
 
 
+def wait_until_ingested(ssr, images: int, timeout: float) -> None:
+    """Until ssr_node has decoded (buffered, rejected or dropped) every replayed image, so the window
+    ~/ask starts holds all of them; a frame lost in transport only costs `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = ssr.stats()
+        if int(s["frames_buffered"]) + int(s["frames_rejected"]) + int(s["frames_dropped_ingest"]) >= images:
+            return
+        time.sleep(0.05)
+
+
 def run(args) -> int:
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
@@ -164,8 +176,9 @@ def run(args) -> int:
         if not replay.finished.wait(args.timeout):
             print("replay did not finish in time", file=sys.stderr)
             return 1
-        time.sleep(0.5)  # the last frames are still being decoded
-        question, expected = demo_question(scene_dir, replay.published)
+        images = replay.published_by_topic.get(rosbag_io.IMAGE_TOPIC, 0)
+        wait_until_ingested(ssr, images, timeout=10.0)
+        question, expected = demo_question(scene_dir, images)
         print("[4/4] asking through ~/ask (starts the window over all replayed frames)")
         ask = client.create_client(AskSpatial, "ssr_node/ask")
         if not ask.wait_for_service(timeout_sec=10):

@@ -80,6 +80,7 @@ class ReplayNode(Node):
         wanted = {t for t in self.get_parameter("topics").value if t}
         self.finished = threading.Event()
         self.published = 0
+        self.published_by_topic: dict[str, int] = {}
         self.skipped = 0
         self._undecodable: set[str] = set()  # topics already warned about
         self._stop = threading.Event()
@@ -150,6 +151,7 @@ class ReplayNode(Node):
                 shift_stamps(msg, offset_ns)
             pub.publish(msg)
             self.published += 1
+            self.published_by_topic[conn.topic] = self.published_by_topic.get(conn.topic, 0) + 1
 
     def stop(self) -> None:
         self._stop.set()
