@@ -94,3 +94,10 @@ def test_arkitscenes_fixture(tmp_path):
 def test_arkitscenes_missing_video(tmp_path):
     with pytest.raises(ARKitScenesError):
         convert_arkitscenes(FIXTURES / "arkitscenes", "123", tmp_path)
+
+
+@pytest.mark.parametrize("up", [(0.0, 0.0, 0.0), (0.0, float("nan"), 1.0)])
+def test_arkitscenes_refuses_a_bad_up_vector(tmp_path, up):
+    with pytest.raises(ARKitScenesError, match="up must be"):
+        convert_arkitscenes(FIXTURES / "arkitscenes", "40753679", tmp_path, up=up)
+    assert not (tmp_path / "arkitscenes_40753679").exists()  # refused before anything is written

@@ -100,6 +100,10 @@ def read_annotation(path: Path) -> list[OrientedObject]:
 def convert_arkitscenes(root: str | Path, video_id: str, out_dir: str | Path, frame_step: int = 1,
                         up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> Scene:
     """Convert one 3DOD video into `out_dir/arkitscenes_<video_id>` (every `frame_step`-th frame)."""
+    up_vec = np.asarray(up, dtype=np.float64).reshape(-1)
+    if up_vec.shape != (3,) or not np.all(np.isfinite(up_vec)) or np.linalg.norm(up_vec) < 1e-9:
+        raise ARKitScenesError(f"up must be 3 finite numbers, not all zero; got {list(up)}")
+    up_vec = up_vec / np.linalg.norm(up_vec)
     video = locate(root, video_id)
     frames_dir = video / f"{video_id}_frames"
     objects = read_annotation(video / f"{video_id}_3dod_annotation.json")
@@ -138,7 +142,6 @@ def convert_arkitscenes(root: str | Path, video_id: str, out_dir: str | Path, fr
     visibility = projected_visibility(objects, poses, intrinsics, image_size, depth if has_depth else None)
     scene_id = f"arkitscenes_{video_id}"
     scene_dir = Path(out_dir) / scene_id
-    up_vec = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
     scene = Scene(
         scene_id=scene_id,
         up=up_vec,
