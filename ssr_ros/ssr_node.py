@@ -147,7 +147,11 @@ class SSRNode(LifecycleNode):
         return dict(self._values)
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        updates = {p.name: (list(p.value) if p.name == "frames.up_vector" else p.value) for p in parameters}
+        # rclpy's own parameters (use_sim_time, ...) are rclpy's business; ours are the specs
+        updates = {p.name: (list(p.value) if p.name == "frames.up_vector" else p.value) for p in parameters
+                   if p.name in P.SPEC_BY_NAME}
+        if not updates:
+            return SetParametersResult(successful=True)
         declaring = any(n not in self._values for n in updates)
         if declaring:  # cross-field rules wait for configure, when every value is known
             reasons = [P.check_value(n, v) for n, v in updates.items()]

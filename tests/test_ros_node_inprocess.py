@@ -114,6 +114,16 @@ def test_failed_first_window_ends_the_wait_with_its_reason(make_node):
     assert stats["windows_failed"] == "1" and stats["windows_started"] == "1"
 
 
+def test_rclpy_parameters_are_left_to_rclpy(make_node):
+    from rclpy.parameter import Parameter
+
+    node = make_node()
+    (result,) = node.set_parameters([Parameter("use_sim_time", value=True)])
+    assert result.successful, result.reason
+    (result,) = node.set_parameters([Parameter("frames.up_vector", value=[0.0, 0.0, 0.0])])  # ours still checked
+    assert not result.successful and "must not be zero" in result.reason
+
+
 def test_failed_activate_is_reported_and_leaves_nothing_running(make_node):
     node = make_node(**{"topics.image": "not a topic name"})
     assert node.trigger_configure() == SUCCESS
