@@ -106,10 +106,12 @@ class ImageDecoder:
         return "cv_bridge" if self._bridge is not None else "numpy"
 
     def decode(self, msg) -> np.ndarray | Rejected:
-        if self._bridge is None:
-            return decode_numpy(msg.encoding, msg.height, msg.width, msg.step, msg.data, self.max_side)
         rejected = validate(msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
         if rejected is not None:
             return rejected
+        # cv_bridge reads a row as step // pixel_bytes pixels: rows padded to a step that is not a
+        # whole number of pixels (e.g. rgb8 rows aligned to 4 bytes) would come out sheared.
+        if self._bridge is None or msg.step % COLOR_ENCODINGS[msg.encoding][0]:
+            return decode_numpy(msg.encoding, msg.height, msg.width, msg.step, msg.data, self.max_side)
         rgb = self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
         return _resize(rgb, self.max_side)

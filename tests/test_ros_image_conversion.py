@@ -82,6 +82,21 @@ def test_decoder_uses_numpy_without_cv_bridge():
     np.testing.assert_array_equal(decoder.decode(_msg("bgr8", RGB[:, :, ::-1])), RGB)
 
 
+def test_rows_padded_to_a_partial_pixel_never_go_through_cv_bridge():
+    """cv_bridge reshapes a row as step // pixel_bytes pixels, which shears such rows."""
+
+    class Bridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            assert msg.step % 3 == 0, "partial-pixel padding handed to cv_bridge"
+            return _decode(msg)
+
+    decoder = ImageDecoder(max_side=None, prefer_cv_bridge=False)
+    decoder._bridge = Bridge()
+    for pad in (0, 1, 3):
+        np.testing.assert_array_equal(decoder.decode(_msg("rgb8", RGB, pad=pad)), RGB)
+    assert decoder.decode(_msg("rgb8", RGB, truncate=1)).kind == "short_data"
+
+
 def test_cv_bridge_matches_numpy_path():
     pytest.importorskip("cv_bridge", reason="cv_bridge is not installed (ROS from PyPI has none); "
                         "the numpy path is tested against hand-built arrays above")
