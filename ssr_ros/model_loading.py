@@ -112,7 +112,12 @@ def load_model(values: dict) -> LoadedModel:
 
 
 def release_accelerator_memory() -> None:
-    """Return freed CUDA blocks to the driver (torch keeps them cached otherwise)."""
+    """Return freed CUDA / Ascend NPU blocks to the driver (torch keeps them cached otherwise)."""
     torch = sys.modules.get("torch")  # never import torch just for this (ground-truth mode)
-    if torch is not None and torch.cuda.is_available():
+    if torch is None:
+        return
+    if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    npu = getattr(torch, "npu", None)  # registered by torch_npu, imported when the NPU was chosen
+    if npu is not None and npu.is_available():
+        npu.empty_cache()

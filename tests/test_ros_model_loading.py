@@ -11,7 +11,7 @@ from ros_helpers import synth_scene
 
 from ssr_core.data.rosbag_io import START_NS
 from ssr_ros import params as P
-from ssr_ros.model_loading import load_model
+from ssr_ros.model_loading import load_model, release_accelerator_memory
 from ssr_ros.window_buffer import uniform_indices
 
 
@@ -52,3 +52,20 @@ def test_tiny_random_model_runs_the_real_engine():
     perception = model.reasoner.perceive(np.zeros((4, 48, 64, 3), np.uint8), window_id=1)
     assert perception.window_id == 1  # random weights: the answers are noise, recorded as failures
     assert model.reasoner.ask("How many chairs?", (), 1).window_id == 1
+
+
+def test_accelerator_caches_are_released_on_cuda_and_npu(monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    emptied = []
+
+    def device(name: str, available: bool) -> SimpleNamespace:
+        return SimpleNamespace(is_available=lambda: available, empty_cache=lambda: emptied.append(name))
+
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=device("cuda", False), npu=device("npu", True)))
+    release_accelerator_memory()
+    assert emptied == ["npu"]
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=device("cuda", True)))  # no torch_npu
+    release_accelerator_memory()
+    assert emptied == ["npu", "cuda"]
