@@ -161,6 +161,16 @@ def test_epoch_loader_leaves_the_global_rng_alone():
     assert batches == list(sampler.batches(1, 1))
 
 
+def test_sample_log_trim_survives_a_line_cut_by_a_hard_kill(tmp_path):
+    from training.train import _trim_sample_log
+
+    log = tmp_path / "sample_ids_rank0.jsonl"
+    lines = [json.dumps({"step": k, "epoch": 0, "position": k, "ids": [f"s{k}"]}) for k in (1, 2, 3)]
+    log.write_text("\n".join(lines) + "\n" + lines[0][:17])  # killed while writing the next line
+    _trim_sample_log(log, 2)
+    assert log.read_text().splitlines() == lines[:2]
+
+
 def test_checkpoint_discovery_and_compatibility(tmp_path):
     """Only complete checkpoints count (newest by step, not by name); a different run shape is refused."""
     state = TrainerState(global_step=0, epoch=0, position=0, seed=0, num_samples=10, batch_size=2, grad_accum=2, world_size=1)

@@ -244,10 +244,18 @@ def _sample_log(output_dir: Path, rank: int) -> Path:
 
 
 def _trim_sample_log(path: Path, up_to_step: int) -> None:
-    """Keep the log lines of steps <= `up_to_step` (a resumed run rewrites what came after)."""
+    """Keep the log lines of steps <= `up_to_step` (a resumed run rewrites what came after). A line
+    cut short by a hard kill (SIGKILL, OOM, node loss) is dropped, not a reason to refuse resuming."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= up_to_step]
+
+    def step(line: str) -> int | None:
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    kept = [line for line in path.read_text().splitlines() if (s := step(line)) is not None and s <= up_to_step]
     path.write_text("".join(line + "\n" for line in kept))
 
 
