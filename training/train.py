@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
@@ -229,7 +230,7 @@ def epoch_loader(dataset, sampler: EpochBatchSampler, epoch: int, start: int, co
         collate_fn=collator,
         num_workers=num_workers,
         worker_init_fn=_ignore_sigterm,
-        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+        generator=torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])),
     )
 
 
