@@ -27,12 +27,14 @@ def _graph(context):
     scene_dir = LaunchConfiguration("scene_dir").perform(context)
     if not scene_dir:
         from ssr_core.data.synthesize import synthesize_scene
-        from ssr_ros.demo import DEMO_SEED
+        from ssr_ros.demo import DEMO_FRAMES, DEMO_HEIGHT, DEMO_SEED, DEMO_WIDTH, demo_scene_id
 
         out = Path(LaunchConfiguration("out").perform(context)) / "data"
-        scene_dir = str(out / "synth_0000")
+        scene_id = demo_scene_id(DEMO_SEED, DEMO_FRAMES, DEMO_WIDTH, DEMO_HEIGHT)
+        scene_dir = str(out / scene_id)
         if not (Path(scene_dir) / "recording").exists():  # the scene `ssr_demo` renders
-            synthesize_scene(out, "synth_0000", seed=DEMO_SEED, num_frames=64, width=320, height=240, bag=True)
+            synthesize_scene(out, scene_id, seed=DEMO_SEED, num_frames=DEMO_FRAMES, width=DEMO_WIDTH,
+                             height=DEMO_HEIGHT, bag=True)
     from ssr_core.data import rosbag_io
 
     return [

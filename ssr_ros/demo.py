@@ -21,6 +21,12 @@ import numpy as np
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
 WINDOW_FRAMES = 32
 DEMO_SEED = 1  # scene seed of the demo (14 objects in view); launch/demo.launch.py renders the same scene
+DEMO_FRAMES, DEMO_WIDTH, DEMO_HEIGHT = 64, 320, 240
+
+
+def demo_scene_id(seed: int, frames: int, width: int, height: int) -> str:
+    """Scene directory name holding every rendering argument, so a scene is reused only when it matches."""
+    return f"synth_s{seed}_f{frames}_{width}x{height}"
 
 
 def params_file() -> Path:
@@ -40,9 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint", default="", help="trained SSR checkpoint directory")
     p.add_argument("--vggt", default="", help="VGGT aggregator weights (with --checkpoint)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
-    p.add_argument("--frames", type=int, default=64, help="frames in the synthetic recording")
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames in the synthetic recording")
+    p.add_argument("--width", type=int, default=DEMO_WIDTH)
+    p.add_argument("--height", type=int, default=DEMO_HEIGHT)
     p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"scene seed (default {DEMO_SEED}: 14 objects in view)")
     p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
@@ -66,7 +72,8 @@ def banner(kind: str, args) -> str:
 
 
 def render_scene(args) -> Path:
-    scene_dir = args.out / "data" / "synth_0000"
+    scene_id = demo_scene_id(args.seed, args.frames, args.width, args.height)
+    scene_dir = args.out / "data" / scene_id
     if (scene_dir / "scene.json").exists() and (scene_dir / "recording").exists():
         print(f"[1/4] reusing synthetic scene {scene_dir}")
         return scene_dir
@@ -74,7 +81,7 @@ def render_scene(args) -> Path:
 
     print(f"[1/4] rendering a synthetic scene: {args.frames} frames {args.width}x{args.height}, seed {args.seed}")
     t0 = time.monotonic()
-    synthesize_scene(args.out / "data", "synth_0000", args.seed, args.frames, args.width, args.height, bag=True)
+    synthesize_scene(args.out / "data", scene_id, args.seed, args.frames, args.width, args.height, bag=True)
     print(f"      {scene_dir} (+ rosbag2 recording) in {time.monotonic() - t0:.1f}s")
     return scene_dir
 

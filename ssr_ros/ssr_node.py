@@ -232,8 +232,10 @@ class SSRNode(LifecycleNode):
             self._subs.append(self.create_subscription(CameraInfo, values["topics.camera_info"],
                                                        self._on_camera_info, qos, callback_group=self._aux_group))
         if self._pose_history is not None:
+            # Best effort matches both reliable and best-effort pose publishers.
+            pose_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
             self._subs.append(self.create_subscription(PoseStamped, values["topics.camera_pose"],
-                                                       self._on_camera_pose, 50, callback_group=self._aux_group))
+                                                       self._on_camera_pose, pose_qos, callback_group=self._aux_group))
         self._worker = InferenceWorker(self._process_window, values["ask.queue_size"], self._on_worker_error)
         self._worker.start()
         self._ingest.start()
@@ -432,11 +434,16 @@ class SSRNode(LifecycleNode):
         canonical = values["frames.canonical_frame"]
         hdr = header(canonical, stamp)
         objects = perception.objects if values["frames.publish_object_tf"] else ()
-        transforms = window_transforms(placement, canonical, stamp, objects, values["frames.object_frame_prefix"])
-        if self._tf_broadcaster is not None:
-            self._tf_broadcaster.sendTransform(transforms)
-        else:
-            self._pubs["tf"].publish(TFMessage(transforms=transforms))
+        if placement.parent:
+            transforms = window_transforms(placement, canonical, stamp, objects, values["frames.object_frame_prefix"])
+            if self._tf_broadcaster is not None:
+                self._tf_broadcaster.sendTransform(transforms)
+            else:
+                self._pubs["tf"].publish(TFMessage(transforms=transforms))
+        else:  # no camera pose and no camera frame name: nothing to hang the canonical frame on
+            self.get_logger().warning(
+                "no TF published: no camera pose, and the images have no header.frame_id while "
+                "frames.camera_frame is empty; set frames.camera_frame", once=True)
         self._pubs["detections"].publish(detections_msg(perception, hdr, len(job.window.frames), latency))
         self._pubs["scene_graph"].publish(scene_graph_msg(perception, hdr))
         self._pubs["markers"].publish(window_markers(perception, hdr))

@@ -165,3 +165,30 @@ def test_replay_with_nothing_to_replay_ends_even_when_looping(monkeypatch):
         node.stop()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.parametrize("frame_id, expect_tf", [("camera_optical", True), ("", False)])
+def test_level_camera_tf_needs_a_camera_frame_name(make_node, monkeypatch, frame_id, expect_tf):
+    """Without a camera pose the canonical frame hangs off the camera frame; with no name for it, no TF."""
+    node = _active(make_node(**{"topics.camera_pose": "''", "frames.camera_frame": "''"}))  # YAML empty strings
+    sent = []
+    monkeypatch.setattr(node._pubs["tf"], "publish", sent.append)
+    for i in range(8):
+        node._ingest_image(image_msg(160, 120, stamp_ns=START_NS + i * 100_000_000, frame_id=frame_id, seed=i))
+    reply = _ask(node)
+    assert reply.success, reply.error
+    assert node.stats()["windows_processed"] == "1"
+    if expect_tf:
+        (message,) = sent
+        assert message.transforms[0].header.frame_id == "camera_optical"
+        assert message.transforms[0].child_frame_id == "ssr_canonical"
+    else:
+        assert sent == []
+
+
+def test_camera_pose_subscription_accepts_best_effort_publishers(make_node):
+    from rclpy.qos import ReliabilityPolicy
+
+    node = _active(make_node())
+    (pose_sub,) = [s for s in node._subs if s.topic_name.endswith("camera_pose")]
+    assert pose_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
