@@ -275,14 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `ssr` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse, run the chosen handler, and turn `CliError` into one stderr line and exit status 1."""
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except CliError as err:
         print(f"{args.prog}: error: {err}", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ssr` console script; returns the exit status."""
+    return run_parser(build_parser(), argv)
 
 
 if __name__ == "__main__":

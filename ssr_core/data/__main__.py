@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from ssr_core.cli import CliError
+from ssr_core.cli import run_parser
 from ssr_core.data.cli import register
 
 
@@ -11,12 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ssr_core.data", description="SSR data engine")
     parser.set_defaults(prog=parser.prog)
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CliError as err:
-        print(f"{args.prog}: error: {err}", file=sys.stderr)
-        return 1
+    return run_parser(parser, argv)
 
 
 if __name__ == "__main__":
