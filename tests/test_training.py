@@ -367,3 +367,17 @@ def test_two_stage_smoke(stage1_run, samples_dir, tmp_path):
     ])
     assert code == 0
     assert len((tmp_path / "pred.jsonl").read_text().splitlines()) == 3
+
+
+def test_resuming_with_another_schedule_length_is_allowed_but_warned(caplog):
+    saved = TrainerState(global_step=4, epoch=0, position=4, seed=0, num_samples=10, batch_size=2, grad_accum=2,
+                         world_size=1, total_steps=12)
+    with caplog.at_level("WARNING", logger="training.checkpointing"):
+        saved.check_compatible(TrainerState(**{**saved.__dict__, "total_steps": 12}))
+        assert caplog.records == []
+        saved.check_compatible(TrainerState(**{**saved.__dict__, "total_steps": 20}))
+    (record,) = caplog.records
+    assert "planned for 12 steps with 20 steps" in record.getMessage()
+    legacy = TrainerState(**{**saved.__dict__, "total_steps": 0})  # written before the field existed
+    legacy.check_compatible(TrainerState(**{**saved.__dict__, "total_steps": 20}))
+    assert len(caplog.records) == 1

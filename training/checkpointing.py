@@ -10,11 +10,14 @@ renamed when complete, so a run killed while saving never leaves a half checkpoi
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from accelerate import Accelerator
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step_"
@@ -41,6 +44,7 @@ class TrainerState:
     batch_size: int
     grad_accum: int
     world_size: int
+    total_steps: int = 0  # optimiser steps the LR schedule spans (0: not recorded)
 
     def check_compatible(self, other: TrainerState) -> None:
         for name in ("seed", "num_samples", "batch_size", "grad_accum", "world_size"):
@@ -49,6 +53,14 @@ class TrainerState:
                     f"checkpoint has {name}={getattr(self, name)} but this run has {getattr(other, name)}: "
                     "the sample order could not be continued exactly"
                 )
+        # Training longer (or shorter) than first planned is legitimate, but it changes the
+        # schedule: say so rather than let the learning rate jump silently.
+        if self.total_steps and other.total_steps and self.total_steps != other.total_steps:
+            log.warning(
+                "resuming a run planned for %d steps with %d steps: the cosine schedule is recomputed "
+                "for the new length, so the learning rate changes at step %d",
+                self.total_steps, other.total_steps, self.global_step,
+            )
 
 
 def checkpoints_dir(output_dir: str | Path) -> Path:
@@ -98,6 +110,7 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: str | Path, expected: 
     state = read_trainer_state(checkpoint)
     state.check_compatible(expected)
     accelerator.load_state(str(checkpoint))
+    state.total_steps = expected.total_steps  # later checkpoints record the schedule now in force
     return state
 
 

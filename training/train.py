@@ -361,7 +361,8 @@ def _train(cfg: TrainConfig) -> TrainResult:
         _prepare_deepspeed(accelerator, cfg)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state = TrainerState(0, 0, 0, cfg.seed, len(dataset), cfg.train.batch_size, cfg.train.grad_accum, world)
+    state = TrainerState(0, 0, 0, cfg.seed, len(dataset), cfg.train.batch_size, cfg.train.grad_accum, world,
+                         total_steps=total_steps)
     checkpoint = resolve_resume(cfg.checkpoint.resume, output_dir)
     if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint, state)
