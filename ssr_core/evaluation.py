@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ssr_core.cli import CliError, read_jsonl
 from ssr_core.cogmap import GRID_SIZE
 from ssr_core.metrics import (
     CogMapReport,
@@ -54,7 +55,7 @@ MAX_NEW_TOKENS = {TASK_COGMAP: 16, TASK_GROUNDING: 512, DETECT_ALL: 2048, TASK_V
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 3
 
 
-class EvalInputError(ValueError):
+class EvalInputError(CliError, ValueError):
     """Input the user must fix (the message names the file and line)."""
 
 
@@ -99,20 +100,11 @@ def read_samples(path: Path, root: Path | None = None, limit: int | None = None,
         raise EvalInputError(f"frame root {root} is not a directory")
     samples: list[EvalSample] = []
     seen: set[str] = set()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalInputError(f"cannot read {path}: {exc}") from None
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, row in read_jsonl(str(path)):  # unreadable file or a bad line: CliError
         if limit is not None and len(samples) >= limit:
             break
-        if not line.strip():
-            continue
-        where = f"{path}:{line_no}"
+        where = f"{path} line {line_no}"
         try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("a row must be a JSON object")
             sample = _sample(row, root, num_frames)
         except (ValueError, TypeError, KeyError) as exc:
             raise EvalInputError(f"{where}: {exc}") from None
@@ -406,7 +398,7 @@ def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_c
         start = time.perf_counter()
         predictions = predict(samples, generator, args.num_frames, args.max_new_tokens, say)
         seconds = time.perf_counter() - start
-    except EvalInputError as exc:
+    except CliError as exc:  # EvalInputError, or a bad JSONL line from read_jsonl
         say(f"ssr eval run: error: {exc}")
         return EXIT_BAD_INPUT
     except Exception as exc:  # the model or device failed: report it, not a traceback

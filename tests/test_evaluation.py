@@ -131,7 +131,7 @@ def test_bad_inputs_exit_cleanly(dataset, tmp_path, capsys):
 
     lines = qa.read_text().splitlines()
     cases = {
-        "not json": ("{oops", ":2:"),
+        "not json": ("{oops", "line 2: not valid JSON"),
         "not an object": ("[1, 2]", "JSON object"),
         "no ground truth": (json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "ground_truth"}),
                             "ground_truth"),
