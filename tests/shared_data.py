@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def shared_path(relative: str) -> Path:
     candidates = [Path(os.environ["SSR_SHARED_DIR"])] if os.environ.get("SSR_SHARED_DIR") else []
-    candidates += [ROOT.parent / "shared", Path("/work/shared")]
+    candidates.append(ROOT.parent / "shared")
     for base in candidates:
         if (base / relative).exists():
             return base / relative
