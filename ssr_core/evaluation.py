@@ -51,6 +51,8 @@ DEFAULT_NUM_FRAMES = 32  # frames taken from a `video` folder or file (SSR's def
 # Answer budgets: a cell is ~6 tokens, a grounded object ~45, VSI-Bench answers a few.
 MAX_NEW_TOKENS = {TASK_COGMAP: 16, TASK_GROUNDING: 512, DETECT_ALL: 2048, TASK_VSIBENCH: 32}
 
+BLIND_GREY = 128  # the blind baseline's constant frame value (as training.dataset's blind runs)
+
 # Shared with the other `ssr` commands: 1 = bad input, 2 = usage (argparse), 3 = the model failed.
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 3
 
@@ -266,16 +268,19 @@ def predict(
     num_frames: int = DEFAULT_NUM_FRAMES,
     max_new_tokens: int | None = None,
     log: Callable[[str], None] | None = None,
+    blind: bool = False,
 ) -> dict[str, str]:
     """Raw answer text per sample id; each window encoded once, its questions in one call.
 
-    `max_new_tokens` caps every task's budget (quick runs). Generator exceptions propagate.
+    `max_new_tokens` caps every task's budget (quick runs). `blind` shows the model constant
+    grey frames of the same shape (the blind baseline). Generator exceptions propagate.
     """
     predictions: dict[str, str] = {}
     groups = group_by_window(samples)
     for n, (paths, members) in enumerate(groups.items(), start=1):
         start = time.perf_counter()
-        window = generator.encode_window(load_frames(paths, num_frames))
+        frames = load_frames(paths, num_frames)
+        window = generator.encode_window(np.full_like(frames, BLIND_GREY) if blind else frames)
         try:
             limits = [s.max_new_tokens if max_new_tokens is None else min(s.max_new_tokens, max_new_tokens) for s in members]
             texts = generator.generate(window, [s.prompt for s in members], limits)
@@ -342,16 +347,16 @@ def format_report(report: EvalReport) -> str:
             lines.append(f"  not in the data (overall leaves them out): {', '.join(v.missing_tasks)}")
     if report.grounding:
         lines += ["", "3D grounding (7-DoF)", f"  {'question type':<24} {'objects':>7} {'unparsed':>8} "
-                  f"{'centre err m':>12} {'IoU':>6} {'Acc@.25':>7} {'Acc@.5':>7}"]
+                  f"{'centre err m':>12} {'median m':>8} {'IoU':>6} {'Acc@.25':>7} {'Acc@.5':>7}"]
         for qtype, g in report.grounding.items():
             lines.append(
-                f"  {qtype:<24} {g.n:>7} {g.n_unparsed:>8} {g.mean_center_error:>12.3f} "
+                f"  {qtype:<24} {g.n:>7} {g.n_unparsed:>8} {g.mean_center_error:>12.3f} {g.median_center_error:>8.3f} "
                 f"{100 * g.mean_iou:>6.1f} {100 * g.acc_025:>7.1f} {100 * g.acc_050:>7.1f}"
             )
     if report.cogmap is not None:
         c = report.cogmap
-        lines += ["", "LocalCogMap (MultiQA cells)", f"  {'n':>5} {'unparsed':>8} {'mean cell error':>15} {'exact':>6}",
-                  f"  {c.n:>5} {c.n_unparsed:>8} {c.mean_cell_error:>15.3f} {100 * c.exact_accuracy:>6.1f}"]
+        lines += ["", "LocalCogMap (MultiQA cells)", f"  {'n':>5} {'unparsed':>8} {'mean cell error':>15} {'median':>6} {'exact':>6}",
+                  f"  {c.n:>5} {c.n_unparsed:>8} {c.mean_cell_error:>15.3f} {c.median_cell_error:>6.2f} {100 * c.exact_accuracy:>6.1f}"]
     return "\n".join(lines)
 
 
@@ -396,7 +401,7 @@ def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_c
         samples = read_samples(Path(args.data), Path(args.root) if args.root else None, args.limit, args.num_frames)
         generator = make_generator(args)
         start = time.perf_counter()
-        predictions = predict(samples, generator, args.num_frames, args.max_new_tokens, say)
+        predictions = predict(samples, generator, args.num_frames, args.max_new_tokens, say, blind=args.blind)
         seconds = time.perf_counter() - start
     except CliError as exc:  # EvalInputError, or a bad JSONL line from read_jsonl
         say(f"ssr eval run: error: {exc}")
@@ -430,6 +435,7 @@ def add_eval_run_command(subparsers: Any, make_generator: GeneratorFactory = loa
                         help="frames taken from a `video` folder or file (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts decoded together (default %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, help="cap every answer's token budget (quick runs)")
+    parser.add_argument("--blind", action="store_true", help="show the model constant grey frames (blind baseline)")
     parser.set_defaults(func=lambda args: run_eval(args, make_generator))
     return parser
 

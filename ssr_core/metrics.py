@@ -210,6 +210,7 @@ class CogMapReport:
     n: int
     n_unparsed: int
     mean_cell_error: float  # grid units over parsed predictions; nan when none parsed
+    median_cell_error: float  # grid units over parsed predictions; nan when none parsed
     exact_accuracy: float  # fraction of exactly right cells, unparsed count as wrong
 
 
@@ -227,6 +228,7 @@ def evaluate_cogmap(predictions: Sequence[str], ground_truths: Sequence[Sequence
         n=n,
         n_unparsed=n - len(errors),
         mean_cell_error=float(np.mean(errors)) if errors else math.nan,
+        median_cell_error=float(np.median(errors)) if errors else math.nan,
         exact_accuracy=sum(e == 0 for e in errors) / n if n else math.nan,
     )
 
@@ -244,6 +246,7 @@ class GroundingReport:
     n_unparsed: int  # predictions that could not be parsed
     n_matched: int  # ground-truth objects that got a predicted box
     mean_center_error: float  # metres over matched objects; nan when none matched
+    median_center_error: float  # metres over matched objects; nan when none matched
     mean_iou: float
     acc_025: float  # fraction with IoU >= 0.25
     acc_050: float  # fraction with IoU >= 0.5
@@ -304,6 +307,7 @@ def evaluate_grounding(
         n_unparsed=n_unparsed,
         n_matched=len(errors),
         mean_center_error=float(np.mean(errors)) if errors else math.nan,
+        median_center_error=float(np.median(errors)) if errors else math.nan,
         mean_iou=float(iou.mean()) if n else math.nan,
         acc_025=float(np.mean(iou >= IOU_THRESHOLDS[0])) if n else math.nan,
         acc_050=float(np.mean(iou >= IOU_THRESHOLDS[1])) if n else math.nan,

@@ -35,13 +35,16 @@ class ModelSection:
     model from `ssr_core.model.modeling_ssr.build_tiny_ssr`).
     Stage 2 (SSR-3D): `init_from` is the stage-1 output model folder (`<output_dir>/final`), `vggt`
     the VGGT aggregator weights (or "tiny" for the random tiny aggregator that `init_from` was
-    built for); the 3D branch (MLP_trans, MLP_3D) starts fresh.
+    built for) and `vggt_config` a JSON file of `VGGTConfig` fields for an aggregator that is not
+    VGGT-1B (e.g. the small pretrained one of `training.geometry`); the 3D branch (MLP_trans,
+    MLP_3D) starts fresh.
     `num_frames` / `image_size` set the window shape fed to the model in both stages.
     """
 
     base: str | None = None
     init_from: str | None = None
     vggt: str | None = None
+    vggt_config: str | None = None
     spatial_layer: int = 22
     insertion: str = "interleaved"
     num_frames: int = 32
@@ -51,11 +54,16 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    """JSONL sample files (docs/ARCHITECTURE.md, "Training samples"); frame paths are relative to `root`."""
+    """JSONL sample files (docs/ARCHITECTURE.md, "Training samples"); frame paths are relative to `root`.
+
+    `blind`: every frame is replaced by a constant grey image (the blind baseline: same recipe,
+    nothing to see).
+    """
 
     train: str = ""
     val: str | None = None
     root: str | None = None  # default: the folder holding `train`
+    blind: bool = False
 
     @property
     def root_dir(self) -> Path:
@@ -144,8 +152,8 @@ class TrainConfig:
         if self.stage == 1:
             if not m.base:
                 raise ConfigError("stage 1 needs model.base (a local Qwen2.5-VL folder or 'tiny')")
-            if m.init_from or m.vggt:
-                raise ConfigError("stage 1 trains SSR-2D: model.init_from and model.vggt must be unset")
+            if m.init_from or m.vggt or m.vggt_config:
+                raise ConfigError("stage 1 trains SSR-2D: model.init_from, model.vggt and model.vggt_config must be unset")
             if "branch_3d" in o.lr:
                 raise ConfigError("stage 1 (SSR-2D) has no branch_3d parameters")
         else:
@@ -153,6 +161,8 @@ class TrainConfig:
                 raise ConfigError("stage 2 starts from the stage-1 model: set model.init_from, not model.base")
             if not m.init_from or not m.vggt:
                 raise ConfigError("stage 2 needs model.init_from (stage-1 model folder) and model.vggt")
+            if m.vggt == "tiny" and m.vggt_config:
+                raise ConfigError("model.vggt 'tiny' brings its own config: leave model.vggt_config unset")
             if o.lr.get("branch_3d", 0.0) <= 0.0:
                 raise ConfigError("stage 2 must train the fresh 3D branch: set optim.lr.branch_3d > 0")
         if m.insertion not in ("interleaved", "sequential"):

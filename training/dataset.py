@@ -86,13 +86,20 @@ def load_frames(root: Path, paths: Sequence[str]) -> np.ndarray:
     return np.stack([np.asarray(Image.open(root / p).convert("RGB")) for p in paths])
 
 
-class SampleDataset(Dataset):
-    """Sample i -> the builder's tensors for one sample plus its `sample_id`."""
+BLIND_GREY = 128
 
-    def __init__(self, samples: Sequence[Mapping[str, Any]], root: str | Path, builder: InputBuilder):
+
+class SampleDataset(Dataset):
+    """Sample i -> the builder's tensors for one sample plus its `sample_id`.
+
+    `blind`: the frames are replaced by constant grey images of the same shape (blind baseline).
+    """
+
+    def __init__(self, samples: Sequence[Mapping[str, Any]], root: str | Path, builder: InputBuilder, blind: bool = False):
         self.samples = list(samples)
         self.root = Path(root)
         self.builder = builder
+        self.blind = blind
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -100,6 +107,8 @@ class SampleDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
         frames = load_frames(self.root, sample["frames"])
+        if self.blind:
+            frames = np.full_like(frames, BLIND_GREY)
         inputs = self.builder.build_training_inputs(frames, sample["messages"], sample["answer"])
         if not (inputs["labels"] != IGNORE_INDEX).any():
             raise SampleFormatError(f"sample {sample['id']!r} has no answer tokens to train on")

@@ -56,6 +56,7 @@ from training.dataset import Collator, EpochBatchSampler, ResumedBatches, Sample
 SIGTERM_TEST_HOOK = "SSR_TRAIN_SIGTERM_AT_STEP"
 FINAL_DIR = "final"
 TINY_VGGT_FILE = "tiny_vggt.safetensors"
+TRAIN_LOG = "train_log.jsonl"  # step, seconds since start, loss, tokens/s, learning rates
 
 # Parameter name prefix -> group, first match wins (names of SSRForConditionalGeneration).
 GROUP_PREFIXES = (
@@ -114,13 +115,16 @@ def build_model(
     else:
         tiny = cfg.vggt == "tiny"
         vggt_path = _tiny_vggt_file(accelerator, output_dir, seed) if tiny else Path(cfg.vggt)
+        vggt_config = dict(TINY_VGGT_CONFIG) if tiny else None
+        if cfg.vggt_config:
+            vggt_config = json.loads(Path(cfg.vggt_config).read_text())
         torch.manual_seed(seed)  # the fresh 3D branch's initialisation
         model = SSRForConditionalGeneration.from_ssr2d(
             cfg.init_from,
             vggt_path,
             spatial_layer=cfg.spatial_layer,
             insertion=cfg.insertion,
-            vggt_config=dict(TINY_VGGT_CONFIG) if tiny else None,
+            vggt_config=vggt_config,
         )
         tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
     model.ssr_config = replace(model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size)
@@ -348,7 +352,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
 
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
     collator = Collator(tokenizer.pad_token_id, with_vggt_images=model.ssr_config.variant == "3d")
-    dataset = SampleDataset(read_samples(cfg.data.train), cfg.data.root_dir, builder)
+    dataset = SampleDataset(read_samples(cfg.data.train), cfg.data.root_dir, builder, blind=cfg.data.blind)
     world, rank = accelerator.num_processes, accelerator.process_index
     sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, world, rank)
 
@@ -422,6 +426,10 @@ def _train(cfg: TrainConfig) -> TrainResult:
                         if not group["name"].endswith("/no_decay"):
                             metrics[f"lr/{group['name']}"] = rate
                     accelerator.log(metrics, step=state.global_step)
+                    if accelerator.is_main_process:  # plain-text curve beside TensorBoard (plots, wall times)
+                        row = {"step": state.global_step, "seconds": round(time.perf_counter() - loop_start, 2), **metrics}
+                        with open(output_dir / TRAIN_LOG, "a") as handle:
+                            handle.write(json.dumps(row) + "\n")
                 step_loss, step_tokens, step_start = 0.0, 0, time.perf_counter()
 
                 if hook_step and state.global_step == hook_step:
@@ -450,7 +458,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     save_final_model(accelerator, model, tokenizer, final)
     val_loss = None
     if cfg.data.val:
-        val = SampleDataset(read_samples(cfg.data.val), cfg.data.root_dir, builder)
+        val = SampleDataset(read_samples(cfg.data.val), cfg.data.root_dir, builder, blind=cfg.data.blind)
         val_sampler = EpochBatchSampler(len(val), cfg.train.batch_size, cfg.seed, world, rank)
         val_loader = DataLoader(val, batch_sampler=ResumedBatches(val_sampler, 0, 0), collate_fn=collator)
         val_loss = evaluate_loss(accelerator, model, val_loader)

@@ -25,7 +25,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.width < 16 or args.height < 16:
         raise CliError("--width and --height must be at least 16 pixels")
-    dirs = synthesize_dataset(args.out, args.scenes, args.seed, args.frames, args.width, args.height, args.bag)
+    dirs = synthesize_dataset(args.out, args.scenes, args.seed, args.frames, args.width, args.height, args.bag,
+                              segmentation=args.segmentation)
     print(f"wrote {len(dirs)} scenes to {args.out}")
     return 0
 
@@ -83,6 +84,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--bag", action="store_true", help="also write recording/ (rosbag2 MCAP)")
+    p.add_argument("--segmentation", action="store_true", help="also write seg/ (uint8 object index + 1 per pixel)")
 
     convert = add_group(subparsers, "convert", "convert a real dataset scene into the internal scene format")
     p = add_command(convert, "scannet", _convert_scannet, "convert one ScanNet v2 scan")

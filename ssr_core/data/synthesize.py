@@ -1,7 +1,8 @@
 """Synthetic dataset engine: lay out a room, render its camera walk, store it as a scene directory.
 
 Per scene directory: `rgb/NNNNNN.png`, `depth/NNNNNN.png` (uint16 millimetres, 0 = no depth),
-`scene.json` (see `scene_io`) and, on request, `recording/` (rosbag2 MCAP). Everything is a
+`scene.json` (see `scene_io`) and, on request, `seg/NNNNNN.png` (uint8 object index + 1, 0 = the
+room shell; free labels for vision pretraining) and `recording/` (rosbag2 MCAP). Everything is a
 function of (seed, scene index, frames, size): the same arguments give byte-identical files.
 """
 
@@ -19,6 +20,8 @@ from ssr_core.data.synth import UP, SynthRoom, generate_room
 from ssr_core.scene import Scene
 
 PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+SEGMENTATION_DIR = "seg"
+MAX_SEGMENTATION_OBJECTS = 254  # uint8 PNG: 0 is the room shell, 255 stays free
 
 
 def min_visible_pixels(height: int, width: int) -> int:
@@ -46,13 +49,18 @@ def room_scene(room: SynthRoom, visibility: np.ndarray, image_paths: list[str], 
 
 
 def synthesize_scene(
-    out_dir: str | Path, scene_id: str, seed: int, num_frames: int = 64, width: int = 320, height: int = 240, bag: bool = False
+    out_dir: str | Path, scene_id: str, seed: int, num_frames: int = 64, width: int = 320, height: int = 240,
+    bag: bool = False, segmentation: bool = False,
 ) -> Scene:
-    """Generate, render and save one synthetic scene into `out_dir/scene_id`."""
+    """Generate, render and save one synthetic scene into `out_dir/scene_id` (`segmentation`: also `seg/`)."""
     room = generate_room(scene_id, seed, num_frames, width, height)
+    if segmentation and len(room.objects) > MAX_SEGMENTATION_OBJECTS:
+        raise ValueError(f"{scene_id}: {len(room.objects)} objects do not fit a uint8 segmentation PNG")
     root = Path(out_dir) / scene_id
     (root / "rgb").mkdir(parents=True, exist_ok=True)
     (root / "depth").mkdir(parents=True, exist_ok=True)
+    if segmentation:
+        (root / SEGMENTATION_DIR).mkdir(parents=True, exist_ok=True)
     threshold = min_visible_pixels(height, width)
     visibility = np.zeros((num_frames, len(room.objects)), dtype=bool)
     image_paths, depth_paths = [], []
@@ -62,11 +70,16 @@ def synthesize_scene(
         cv2.imwrite(str(root / image_paths[-1]), frame.rgb[..., ::-1], PNG_FLAGS)
         depth_mm = np.clip(np.round(frame.depth * 1000.0), 0, 65535).astype(np.uint16)
         cv2.imwrite(str(root / depth_paths[-1]), depth_mm, PNG_FLAGS)
+        if segmentation:
+            seg = (frame.object_index + 1).astype(np.uint8)
+            cv2.imwrite(str(root / SEGMENTATION_DIR / f"{f:06d}.png"), seg, PNG_FLAGS)
         counts = np.bincount(frame.object_index[frame.object_index >= 0], minlength=len(room.objects))
         visibility[f] = counts >= threshold
     scene = room_scene(room, visibility, image_paths, depth_paths, root)
     rule = f"segmentation: >= {threshold} pixels of the object in the frame's MuJoCo segmentation render"
     extra = {"seed": seed, "wall_height": room.wall_height, "frame_rate_hz": 10.0}
+    if segmentation:
+        extra["segmentation"] = f"{SEGMENTATION_DIR}/NNNNNN.png: uint8 object index + 1 per pixel, 0 = walls/floor/ceiling"
     save_scene(scene, root, source="synth", visibility_rule=rule, extra=extra)
     if bag:
         write_recording(scene, root / "recording")
@@ -75,7 +88,7 @@ def synthesize_scene(
 
 def synthesize_dataset(
     out_dir: str | Path, num_scenes: int, seed: int, num_frames: int = 64, width: int = 320, height: int = 240,
-    bag: bool = False, progress: bool = True,
+    bag: bool = False, progress: bool = True, segmentation: bool = False,
 ) -> list[Path]:
     """`num_scenes` scenes `synth_0000`, ...; scene k uses seed (seed, k) so any one can be regenerated alone."""
     from tqdm import tqdm
@@ -83,6 +96,6 @@ def synthesize_dataset(
     dirs = []
     for k in tqdm(range(num_scenes), desc="synth scenes", disable=not progress):
         scene_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-        scene = synthesize_scene(out_dir, f"synth_{k:04d}", scene_seed, num_frames, width, height, bag)
+        scene = synthesize_scene(out_dir, f"synth_{k:04d}", scene_seed, num_frames, width, height, bag, segmentation)
         dirs.append(Path(out_dir) / scene.scene_id)
     return dirs

@@ -1,0 +1,315 @@
+"""Held-out comparison of the small SSR models (issue 10): evaluation subset, table, bootstrap, chart.
+
+    python -m training.report_small subset --data HELDOUT/train.jsonl --out HELDOUT/eval.jsonl
+    ssr eval run --checkpoint RUN/final --data HELDOUT/eval.jsonl --out preds/ssr3d.jsonl --device cpu
+    python -m training.report_small table --data HELDOUT/eval.jsonl --model "SSR-3D=preds/ssr3d.jsonl" \\
+        --model "blind=preds/blind.jsonl" ... --curve "stage 1=RUN1/train_log.jsonl" ... --out results/
+
+`table` scores every model's raw predictions with `ssr_core.metrics` on the same questions, adds
+the VSI-Bench "chance (frequency)" baseline (per question type the most frequent ground-truth
+answer of the evaluated questions; for numerical questions, whose answers hardly repeat, the
+most frequent value after rounding to the answer's unit: whole counts, centimetres, 0.1 m, 1 m^2),
+and reports 95 % bootstrap intervals (questions resampled with replacement, 2,000 draws) of the
+differences between named pairs of models. Writes `results.json`, `results.md` and `results.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ssr_core.evaluation import EvalSample, read_samples
+from ssr_core.metrics import (
+    VSIBENCH_TASKS,
+    evaluate_cogmap,
+    evaluate_grounding,
+    score_vsibench,
+    task_of,
+)
+from ssr_core.parsers import NUMERIC_QUESTION_TYPES
+from ssr_core.qa import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
+
+FREQUENCY = "frequency"
+BOOTSTRAP_DRAWS = 2000
+NUMERIC_UNIT = {"object_counting": 1.0, "object_size_estimation": 1.0, "object_abs_distance": 0.1, "room_size_estimation": 1.0}
+
+
+# ---------------------------------------------------------------------------- subset
+
+
+def make_subset(rows: Sequence[dict], per_vsi_type: int, cogmap: int, seed: int) -> list[dict]:
+    """Every detect-all question, up to `per_vsi_type` of each VSI question type, `cogmap` cogmap questions."""
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    by_key: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row["task"] == TASK_VSIBENCH:
+            by_key.setdefault(str(row["question_type"]), []).append(i)
+        elif row["task"] == TASK_COGMAP:
+            by_key.setdefault(TASK_COGMAP, []).append(i)
+        elif row.get("question_type") == DETECT_ALL:
+            keep.append(i)
+    for key, members in by_key.items():
+        cap = cogmap if key == TASK_COGMAP else per_vsi_type
+        keep += rng.choice(members, size=min(cap, len(members)), replace=False).tolist()
+    return [rows[i] for i in sorted(keep)]
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def frequency_predictions(samples: Sequence[EvalSample]) -> dict[str, str]:
+    """The "chance (frequency)" answers: per question type the most frequent (rounded) ground truth."""
+    answers: dict[str, Counter] = {}
+    for s in samples:
+        if s.task == TASK_VSIBENCH:
+            gt = s.ground_truth.ground_truth
+            if s.question_type in NUMERIC_QUESTION_TYPES:
+                unit = NUMERIC_UNIT.get(str(s.question_type), 1.0)
+                gt = round(round(float(gt) / unit) * unit, 3)
+            answers.setdefault(str(s.question_type), Counter())[gt] += 1
+        elif s.task == TASK_COGMAP:
+            answers.setdefault(TASK_COGMAP, Counter())[tuple(s.ground_truth)] += 1
+    out = {}
+    for s in samples:
+        if s.task == TASK_VSIBENCH:
+            value = answers[str(s.question_type)].most_common(1)[0][0]
+            out[s.id] = f"{value:g}" if isinstance(value, float) else str(value)
+        elif s.task == TASK_COGMAP:
+            col, row = answers[TASK_COGMAP].most_common(1)[0][0]
+            out[s.id] = f"[{col}, {row}]"
+        else:
+            out[s.id] = "[]"
+    return out
+
+
+def per_question(samples: Sequence[EvalSample], predictions: dict[str, str]) -> dict[str, dict]:
+    """Per-question values that every aggregate below is a function of (so it can be bootstrapped)."""
+    rows: dict[str, dict] = {}
+    for s in samples:
+        text = predictions.get(s.id, "")
+        if s.task == TASK_VSIBENCH:
+            score, parsed = score_vsibench(s.ground_truth, text)
+            rows[s.id] = {"score": score, "parsed": parsed}
+        elif s.task == TASK_COGMAP:
+            report = evaluate_cogmap([text], [s.ground_truth])
+            rows[s.id] = {"cell_error": report.mean_cell_error, "parsed": report.n_unparsed == 0}
+        elif s.task == TASK_GROUNDING and s.question_type == DETECT_ALL:
+            g = evaluate_grounding([text], [s.ground_truth], match_labels=True)
+            # centre errors of matched objects: recomputed per question for the median
+            rows[s.id] = {"n": g.n, "hit25": round(g.acc_025 * g.n), "hit50": round(g.acc_050 * g.n),
+                          "matched": g.n_matched, "center_errors": _center_errors(text, s.ground_truth),
+                          "parsed": g.n_unparsed == 0}
+    return rows
+
+
+def _center_errors(text: str, gt) -> list[float]:
+    from ssr_core.boxes import center_distance
+    from ssr_core.metrics import _match
+    from ssr_core.parsers import ParseFailure, parse_grounding
+
+    parsed = parse_grounding(text)
+    if isinstance(parsed, ParseFailure):
+        return []
+    return [float(center_distance(parsed.value[i].box, gt[j].box)) for i, j in _match(parsed.value, gt, True)]
+
+
+def aggregate(samples: Sequence[EvalSample], values: dict[str, dict], ids: Sequence[str] | None = None) -> dict:
+    """Scores over `ids` (default all; repeated ids count repeatedly, as a bootstrap draw needs)."""
+    by_id = {s.id: s for s in samples}
+    ids = list(ids) if ids is not None else [s.id for s in samples]
+    per_type: dict[str, list[float]] = {}
+    cells: list[float] = []
+    unparsed_cells = 0
+    n_obj = hit25 = hit50 = 0
+    centre: list[float] = []
+    for i in ids:
+        s, v = by_id[i], values[i]
+        if s.task == TASK_VSIBENCH:
+            per_type.setdefault(str(s.question_type), []).append(v["score"])
+        elif s.task == TASK_COGMAP:
+            if v["parsed"]:
+                cells.append(v["cell_error"])
+            else:
+                unparsed_cells += 1
+        elif "n" in v:
+            n_obj += v["n"]
+            hit25 += v["hit25"]
+            hit50 += v["hit50"]
+            centre += v["center_errors"]
+    type_means = {t: float(np.mean(x)) for t, x in per_type.items()}
+    per_task = {}
+    for task in VSIBENCH_TASKS:
+        members = [m for t, m in type_means.items() if task_of(t) == task]
+        if members:
+            per_task[task] = float(np.mean(members))
+    return {
+        "vsi_overall": float(np.mean(list(per_task.values()))) if per_task else math.nan,
+        "vsi_per_task": per_task,
+        "vsi_per_question_type": type_means,
+        "detect_all_acc_025": hit25 / n_obj if n_obj else math.nan,
+        "detect_all_acc_050": hit50 / n_obj if n_obj else math.nan,
+        "detect_all_median_center_error_m": float(np.median(centre)) if centre else math.nan,
+        "detect_all_matched_fraction": len(centre) / n_obj if n_obj else math.nan,
+        "cogmap_median_cell_error": float(np.median(cells)) if cells else math.nan,
+        "cogmap_mean_cell_error": float(np.mean(cells)) if cells else math.nan,
+        "cogmap_unparsed": unparsed_cells,
+    }
+
+
+DIFF_METRICS = ("vsi_overall", "object_abs_distance", "object_size_estimation", "room_size_estimation",
+                "detect_all_acc_025", "detect_all_median_center_error_m")
+
+
+def _metric(agg: dict, name: str) -> float:
+    return agg["vsi_per_task"].get(name, math.nan) if name in VSIBENCH_TASKS else agg[name]
+
+
+def bootstrap_differences(samples, values_a, values_b, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> dict:
+    """95 % percentile intervals of metric(a) - metric(b) with questions resampled within each task."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[str]] = {}
+    for s in samples:
+        groups.setdefault(f"{s.task}/{s.question_type}", []).append(s.id)
+    point_a, point_b = aggregate(samples, values_a), aggregate(samples, values_b)
+    diffs: dict[str, list[float]] = {m: [] for m in DIFF_METRICS}
+    for _ in range(draws):
+        ids = [i for members in groups.values() for i in rng.choice(members, size=len(members), replace=True)]
+        a, b = aggregate(samples, values_a, ids), aggregate(samples, values_b, ids)
+        for m in DIFF_METRICS:
+            diffs[m].append(_metric(a, m) - _metric(b, m))
+    out = {}
+    for m in DIFF_METRICS:
+        d = np.array(diffs[m], dtype=float)
+        d = d[np.isfinite(d)]
+        lo, hi = (np.percentile(d, [2.5, 97.5]).tolist() if len(d) else [math.nan, math.nan])
+        out[m] = {"difference": _metric(point_a, m) - _metric(point_b, m), "ci95": [lo, hi]}
+    return out
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _fmt(x: float, scale: float = 100.0, digits: int = 1) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{scale * x:.{digits}f}"
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    names = list(results)
+    tasks = [t for t in VSIBENCH_TASKS if any(t in r["vsi_per_task"] for r in results.values())]
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines.append("| **VSI overall** | " + " | ".join(_fmt(results[n]["vsi_overall"]) for n in names) + " |")
+    for t in tasks:
+        lines.append(f"| {t} | " + " | ".join(_fmt(results[n]["vsi_per_task"].get(t, math.nan)) for n in names) + " |")
+    rows = (("detect-all Acc@0.25 (%)", "detect_all_acc_025", 100.0, 1), ("detect-all Acc@0.5 (%)", "detect_all_acc_050", 100.0, 1),
+            ("detect-all median centre error (m)", "detect_all_median_center_error_m", 1.0, 2),
+            ("detect-all matched objects (%)", "detect_all_matched_fraction", 100.0, 1),
+            ("cogmap median cell error", "cogmap_median_cell_error", 1.0, 2), ("cogmap mean cell error", "cogmap_mean_cell_error", 1.0, 2))
+    for label, key, scale, digits in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(results[n][key], scale, digits) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def markdown_differences(diffs: dict[str, dict]) -> str:
+    lines = ["| comparison | metric | difference | 95 % CI |", "|---|---|---:|---|"]
+    for pair, values in diffs.items():
+        for m, v in values.items():
+            scale, digits = (1.0, 2) if m.endswith("_m") else (100.0, 1)
+            lo, hi = v["ci95"]
+            lines.append(f"| {pair} | {m} | {_fmt(v['difference'], scale, digits)} | [{_fmt(lo, scale, digits)}, {_fmt(hi, scale, digits)}] |")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, dict], curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in VSIBENCH_TASKS if any(t in r["vsi_per_task"] for r in results.values())] + ["overall"]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    width = 0.8 / len(results)
+    x = np.arange(len(tasks))
+    for k, (name, r) in enumerate(results.items()):
+        vals = [100 * (r["vsi_overall"] if t == "overall" else r["vsi_per_task"].get(t, math.nan)) for t in tasks]
+        ax.bar(x + k * width - 0.4 + width / 2, vals, width, label=name)
+    ax.set_xticks(x, [t.replace("object_", "").replace("_estimation", "").replace("obj_", "") for t in tasks], rotation=30, fontsize=8)
+    ax.set_ylabel("VSI-style score")
+    ax.set_title("held-out scenes: per-task scores")
+    ax.legend(fontsize=7, ncol=2)
+    for name, rows in curves.items():
+        ax2.plot([r["step"] for r in rows], [r["train/loss"] for r in rows], label=name, lw=1)
+    ax2.set_xlabel("optimiser step")
+    ax2.set_ylabel("answer-token loss")
+    ax2.set_yscale("log")
+    ax2.set_title("training curves")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"report_small: {what} must be NAME=PATH, got {item!r}")
+        out[name] = value
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("subset", help="the held-out evaluation questions")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--per-vsi-type", type=int, default=50)
+    p.add_argument("--cogmap", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("table", help="score predictions, bootstrap differences, chart")
+    p.add_argument("--data", required=True, help="the evaluated QA JSONL")
+    p.add_argument("--model", action="append", default=[], help="NAME=predictions.jsonl (ssr eval run --out)")
+    p.add_argument("--curve", action="append", default=[], help="NAME=train_log.jsonl")
+    p.add_argument("--compare", action="append", default=[], help="A:B, a difference to bootstrap (model names)")
+    p.add_argument("--out", required=True, help="folder for results.json, results.md, results.png")
+    args = parser.parse_args(argv)
+
+    if args.command == "subset":
+        rows = [json.loads(line) for line in open(args.data)]
+        subset = make_subset(rows, args.per_vsi_type, args.cogmap, args.seed)
+        with open(args.out, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in subset)
+        print(f"wrote {len(subset)} questions to {args.out}: {dict(Counter(r['task'] for r in subset))}")
+        return 0
+
+    samples = read_samples(Path(args.data), num_frames=8)
+    values = {FREQUENCY: per_question(samples, frequency_predictions(samples))}
+    for name, path in _pairs(args.model, "--model").items():
+        preds = {r["id"]: r["prediction"] for r in map(json.loads, open(path))}
+        values[name] = per_question(samples, preds)
+    results = {name: aggregate(samples, v) for name, v in values.items()}
+    diffs = {}
+    for pair in args.compare:
+        a, _, b = pair.partition(":")
+        diffs[f"{a} − {b}"] = bootstrap_differences(samples, values[a], values[b])
+    curves = {name: [json.loads(line) for line in open(path)] for name, path in _pairs(args.curve, "--curve").items()}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = dict(Counter(f"{s.task}" if s.task != TASK_GROUNDING else DETECT_ALL for s in samples))
+    (out / "results.json").write_text(json.dumps({"counts": counts, "results": results, "differences": diffs}, indent=2) + "\n")
+    text = f"Questions: {counts}\n\n" + markdown_table(results) + "\n\n" + markdown_differences(diffs) + "\n"
+    (out / "results.md").write_text(text)
+    plot(results, curves, out / "results.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
