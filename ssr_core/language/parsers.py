@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ssr_core.scene.boxes import wrap_angle
+from ssr_core.scene.boxes import GroundedObject, wrap_angle
 from ssr_core.scene.cogmap import GRID_SIZE  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
 
 T = TypeVar("T")
@@ -56,14 +56,6 @@ class ParseFailure:
 
     reason: str
     text: str
-
-
-@dataclass(frozen=True, eq=False)
-class GroundedObject:
-    """One object of a grounding answer: its label and 7-DoF box (canonical frame)."""
-
-    label: str
-    box: np.ndarray  # (7,) [x, y, z, l, w, h, yaw], yaw wrapped to (-pi, pi]
 
 
 # ---------------------------------------------------------------------------- helpers
