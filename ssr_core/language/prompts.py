@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ssr_core.scene.boxes import GroundedObject, wrap_angle
+from ssr_core.scene.boxes import wrap_angle
+from ssr_core.scene.objects import GroundedObject
 
 # What a generator is asked: a user text, or chat messages (optional system context, then the user
 # question) exactly as a training sample stores them; the engine renders both with the chat
