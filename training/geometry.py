@@ -36,10 +36,11 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from transformers import Qwen2_5_VLForConditionalGeneration, get_cosine_schedule_with_warmup
 
-from ssr_core.data.categories import CATEGORIES
 from ssr_core.data.scene_io import find_scenes, load_scene
-from ssr_core.data.synthesize import SEGMENTATION_DIR
-from ssr_core.model.modeling_ssr import VisionGeometry, preprocess_frames, vision_geometry
+from ssr_core.data.synthetic.categories import CATEGORIES
+from ssr_core.data.synthetic.dataset import SEGMENTATION_DIR
+from ssr_core.model.configuration_ssr import VisionGeometry, vision_geometry
+from ssr_core.model.processing_ssr import preprocess_frames
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 from training.small import (
     SMALL_VGGT_CONFIG,

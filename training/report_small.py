@@ -24,16 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ssr_core.evaluation import EvalSample, read_samples
-from ssr_core.metrics import (
+from ssr_core.data.questions import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
+from ssr_core.evaluation.evaluate import EvalSample, read_samples
+from ssr_core.evaluation.metrics import (
     VSIBENCH_TASKS,
     evaluate_cogmap,
     evaluate_grounding,
     score_vsibench,
     task_of,
 )
-from ssr_core.parsers import NUMERIC_QUESTION_TYPES
-from ssr_core.qa import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
+from ssr_core.language.parsers import NUMERIC_QUESTION_TYPES
 
 FREQUENCY = "frequency"
 BOOTSTRAP_DRAWS = 2000
@@ -110,9 +110,9 @@ def per_question(samples: Sequence[EvalSample], predictions: dict[str, str]) -> 
 
 
 def _center_errors(text: str, gt) -> list[float]:
-    from ssr_core.boxes import center_distance
-    from ssr_core.metrics import _match
-    from ssr_core.parsers import ParseFailure, parse_grounding
+    from ssr_core.evaluation.metrics import _match
+    from ssr_core.language.parsers import ParseFailure, parse_grounding
+    from ssr_core.scene.boxes import center_distance
 
     parsed = parse_grounding(text)
     if isinstance(parsed, ParseFailure):

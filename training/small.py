@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from ssr_core.model.modeling_ssr import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE
+from ssr_core.model.tiny import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE
 
 #: Aggregator of the small SSR-3D: same modules as VGGT-1B, 4 frame/global block pairs of width 128.
 SMALL_VGGT_CONFIG: dict[str, Any] = {
