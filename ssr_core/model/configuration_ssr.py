@@ -44,7 +44,8 @@ class SSRConfig:
     video_fps: sampling rate assumed for the temporal M-RoPE stride of the 2D layout
         (Qwen's `second_per_grid_ts = temporal_patch_size / fps`).
     vggt_config: VGGTConfig fields as a dict; None means the official VGGT-1B aggregator.
-    vggt_path: where the VGGT weights live (not stored in the SSR checkpoint); may be None.
+    vggt_path: where the VGGT weights live; may be None. A relative path is relative to the
+        checkpoint folder (a shipped model keeps its aggregator inside the folder).
     """
 
     variant: str = "3d"

@@ -271,7 +271,8 @@ class SSRForConditionalGeneration(nn.Module):
     ) -> SSRForConditionalGeneration:
         """Load an SSR checkpoint, or a plain local Qwen2.5-VL folder (then SSR-2D).
 
-        vggt: a VGGT module or weights path for SSR-3D; default `SSRConfig.vggt_path`.
+        vggt: a VGGT module or weights path for SSR-3D; default `SSRConfig.vggt_path` (a relative
+        one is relative to `directory`, so a checkpoint that carries its aggregator can be moved).
         Keys are checked strictly: a base checkpoint with missing or unexpected weights raises
         `ValueError` (transformers would initialise missing ones at random); the spatial branch
         file is loaded with `strict=True`.
@@ -290,7 +291,7 @@ class SSRForConditionalGeneration(nn.Module):
                 f"{kind.replace('_', ' ')}: {', '.join(keys[:10])}" for kind, keys in problems.items()
             )
             raise ValueError(f"{path}: the weights do not match the Qwen2.5-VL config ({details})")
-        vggt_module = _resolve_vggt(vggt, ssr_config) if ssr_config.variant == "3d" else None
+        vggt_module = _resolve_vggt(vggt, ssr_config, path) if ssr_config.variant == "3d" else None
         model = cls(base, ssr_config, vggt_module)
         if model.spatial_branch is not None:
             model.spatial_branch.load_state_dict(load_file(str(path / SPATIAL_BRANCH_WEIGHTS)), strict=True)
@@ -330,14 +331,23 @@ class SSRForConditionalGeneration(nn.Module):
 
 
 def _resolve_vggt(
-    vggt: str | os.PathLike[str] | VGGTAggregator | None, ssr_config: SSRConfig
+    vggt: str | os.PathLike[str] | VGGTAggregator | None, ssr_config: SSRConfig, checkpoint_dir: Path | None = None
 ) -> VGGTAggregator | None:
-    """A VGGT module from a module, an explicit path, or the config's path (recorded in the config)."""
+    """A VGGT module from a module, an explicit path, or the config's path (recorded in the config).
+
+    A relative `vggt_path` from the config is resolved against `checkpoint_dir` and stays
+    relative in the config (a checkpoint folder that holds its aggregator is relocatable).
+    """
     if isinstance(vggt, VGGTAggregator):
         return vggt
-    path = vggt if vggt is not None else ssr_config.vggt_path
-    if path is None:
+    if vggt is not None:
+        ssr_config.vggt_path = str(vggt)
+        path = Path(vggt)
+    elif ssr_config.vggt_path is None:
         return None
-    ssr_config.vggt_path = str(path)
+    else:
+        path = Path(ssr_config.vggt_path)
+        if not path.is_absolute() and checkpoint_dir is not None:
+            path = checkpoint_dir / path
     config = VGGTConfig(**ssr_config.vggt_config) if ssr_config.vggt_config else None
     return load_vggt_aggregator(path, config)

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The small SSR end to end on one CPU core (issue 10; docs/RESULTS_SMALL.md):
+#   synthetic data (training and held-out scenes from disjoint seeds) -> geometry/vision pretraining
+#   -> stage 1 (SSR-2D, pretrained ViT) -> stage 2 (SSR-3D, fresh 3D branch, frozen small aggregator).
+# With --with-baselines it also trains the comparisons (blind, SSR-3D on a random frozen aggregator),
+# evaluates every model on the held-out questions with `ssr eval run` and writes the results table.
+#
+#   bash scripts/train_small.sh [RUN_DIR] [--with-baselines]      (default RUN_DIR: runs/small)
+#
+# Wall times of every step go to RUN_DIR/wall_times.log; each step shows a progress bar.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN=runs/small
+BASELINES=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-baselines) BASELINES=1 ;;
+    -*) echo "train_small.sh: unknown option $arg" >&2; exit 1 ;;
+    *) RUN="$arg" ;;
+  esac
+done
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+PY=${PYTHON:-python}
+mkdir -p "$RUN"
+WALL="$RUN/wall_times.log"
+
+step() {  # step NAME CMD...: run CMD unless RUN/.done/NAME exists, log its wall time
+  local name=$1; shift
+  mkdir -p "$RUN/.done"
+  if [[ -e "$RUN/.done/$name" ]]; then echo "== $name: done before, skipped"; return; fi
+  echo "== $name"
+  local start=$SECONDS
+  "$@"
+  echo "$name $((SECONDS - start)) s" | tee -a "$WALL"
+  touch "$RUN/.done/$name"
+}
+
+# -- data: 200 training scenes (seed 0) and 30 held-out scenes (seed 1000), 64 frames of 168x112
+step synth_train $PY -m ssr_core.commands data synth --out "$RUN/scenes_train" --scenes 200 --seed 0 --frames 64 \
+  --width 168 --height 112 --segmentation
+step synth_heldout $PY -m ssr_core.commands data synth --out "$RUN/scenes_heldout" --scenes 30 --seed 1000 --frames 64 \
+  --width 168 --height 112 --segmentation
+step build_train $PY -m ssr_core.commands data build --scenes "$RUN/scenes_train" --out "$RUN/samples_train" --frames 8 \
+  --windows-per-scene 4 --val-fraction 0 --weights cogmap=1,grounding=1,vsibench=2 --seed 0
+step build_heldout $PY -m ssr_core.commands data build --scenes "$RUN/scenes_heldout" --out "$RUN/samples_heldout" --frames 8 \
+  --windows-per-scene 4 --val-fraction 0 --seed 1
+step eval_subset $PY -m training.report_small subset --data "$RUN/samples_heldout/train.jsonl" \
+  --out "$RUN/samples_heldout/eval.jsonl"
+
+# -- geometry/vision pretraining (ViT: segmentation + depth; aggregator: depth + relative pose)
+step geometry $PY -m training.geometry --train-scenes "$RUN/scenes_train" --max-train-scenes 128 \
+  --heldout-scenes "$RUN/scenes_heldout" --out "$RUN/geometry" --vit-steps 500 --aggregator-steps 400 \
+  --probe-steps 150 --batch-size 4
+step base_random $PY -m training.small --samples "$RUN/samples_train/train.jsonl" --out "$RUN/base_random"
+step base $PY -m training.small --tokenizer "$RUN/base_random" --visual "$RUN/geometry/vit/visual.safetensors" \
+  --out "$RUN/base"
+
+# -- stage 1 (SSR-2D) and stage 2 (SSR-3D)
+DATA=(--set "data.train=$RUN/samples_train/train.jsonl")
+step stage1 $PY -m training.train --config training/configs/stage1_small.yaml "${DATA[@]}" \
+  --set "output_dir=$RUN/stage1" --set "model.base=$RUN/base"
+step stage2 $PY -m training.train --config training/configs/stage2_small.yaml "${DATA[@]}" \
+  --set "output_dir=$RUN/stage2" --set "model.init_from=$RUN/stage1/final" \
+  --set "model.vggt=$RUN/geometry/aggregator/model.safetensors" \
+  --set "model.vggt_config=$RUN/geometry/aggregator/vggt_config.json"
+echo "shipped-model recipe done: $RUN/stage2/final (wall times in $WALL)"
+[[ $BASELINES == 1 ]] || exit 0
+
+# -- comparisons: SSR-3D on the random frozen aggregator; blind = stage 1 on grey frames for as many
+#    optimiser steps as stages 1 + 2 together (a blind model gains nothing from the 3D branch)
+step stage2_random_aggregator $PY -m training.train --config training/configs/stage2_small.yaml "${DATA[@]}" \
+  --set "output_dir=$RUN/stage2_random_aggregator" --set "model.init_from=$RUN/stage1/final" \
+  --set "model.vggt=$RUN/geometry/random_aggregator/model.safetensors" \
+  --set "model.vggt_config=$RUN/geometry/random_aggregator/vggt_config.json"
+step blind $PY -m training.train --config training/configs/stage1_small.yaml "${DATA[@]}" \
+  --set "output_dir=$RUN/blind" --set "model.base=$RUN/base_random" --set data.blind=true \
+  --set train.max_steps=450
+
+EVAL=(--data "$RUN/samples_heldout/eval.jsonl" --device cpu --num-frames 8)
+mkdir -p "$RUN/predictions"
+step eval_ssr2d $PY -m ssr_core.commands eval run --checkpoint "$RUN/stage1/final" "${EVAL[@]}" \
+  --out "$RUN/predictions/ssr2d.jsonl"
+step eval_ssr3d $PY -m ssr_core.commands eval run --checkpoint "$RUN/stage2/final" "${EVAL[@]}" \
+  --out "$RUN/predictions/ssr3d.jsonl"
+step eval_ssr3d_random_aggregator $PY -m ssr_core.commands eval run \
+  --checkpoint "$RUN/stage2_random_aggregator/final" "${EVAL[@]}" --out "$RUN/predictions/ssr3d_random_aggregator.jsonl"
+step eval_blind $PY -m ssr_core.commands eval run --checkpoint "$RUN/blind/final" "${EVAL[@]}" --blind \
+  --out "$RUN/predictions/blind.jsonl"
+$PY -m training.report_small table --data "$RUN/samples_heldout/eval.jsonl" --out "$RUN/results" \
+  --model "blind=$RUN/predictions/blind.jsonl" --model "SSR-2D=$RUN/predictions/ssr2d.jsonl" \
+  --model "SSR-3D=$RUN/predictions/ssr3d.jsonl" \
+  --model "SSR-3D random agg.=$RUN/predictions/ssr3d_random_aggregator.jsonl" \
+  --curve "stage 1=$RUN/stage1/train_log.jsonl" --curve "stage 2=$RUN/stage2/train_log.jsonl" \
+  --curve "stage 2 random agg.=$RUN/stage2_random_aggregator/train_log.jsonl" --curve "blind=$RUN/blind/train_log.jsonl" \
+  --compare "SSR-3D:blind" --compare "SSR-3D:SSR-2D" --compare "SSR-3D:SSR-3D random agg."
