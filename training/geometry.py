@@ -75,6 +75,13 @@ def _patch_mean(values: np.ndarray, patch: int) -> np.ndarray:
     return values.reshape(h // patch, patch, w // patch, patch, *values.shape[2:]).mean(axis=(1, 3))
 
 
+def _read_image(path: Path, flag: int) -> np.ndarray:
+    image = cv2.imread(str(path), flag)
+    if image is None:
+        raise GeometryDataError(f"cannot read {path}")
+    return image
+
+
 def load_frame_set(scenes_dir: str | Path, patch: int = 14, progress: bool = True, max_scenes: int | None = None) -> FrameSet:
     """Read RGB, depth, segmentation and poses of the (first `max_scenes`) scenes under `scenes_dir`."""
     from tqdm import tqdm
@@ -95,10 +102,14 @@ def load_frame_set(scenes_dir: str | Path, patch: int = 14, progress: bool = Tru
             seg_file = scene_dir / SEGMENTATION_DIR / f"{f:06d}.png"
             if not seg_file.is_file():
                 raise GeometryDataError(f"{seg_file} is missing: synthesize with --segmentation")
-            s_rgb.append(cv2.imread(str(scene_dir / image_path), cv2.IMREAD_COLOR)[..., ::-1])
-            mm = cv2.imread(str(scene_dir / scene.depth_paths[f]), cv2.IMREAD_UNCHANGED).astype(np.float32)
-            s_depth.append(_patch_mean(np.maximum(mm, 1.0) / 1000.0, patch))
-            one_hot = np.eye(len(CLASS_NAMES), dtype=np.float32)[lut[cv2.imread(str(seg_file), cv2.IMREAD_UNCHANGED)]]
+            rgb_image, depth_mm, seg = (
+                _read_image(scene_dir / path, flag)
+                for path, flag in ((image_path, cv2.IMREAD_COLOR), (scene.depth_paths[f], cv2.IMREAD_UNCHANGED),
+                                   (seg_file.relative_to(scene_dir), cv2.IMREAD_UNCHANGED))
+            )
+            s_rgb.append(rgb_image[..., ::-1])
+            s_depth.append(_patch_mean(np.maximum(depth_mm.astype(np.float32), 1.0) / 1000.0, patch))
+            one_hot = np.eye(len(CLASS_NAMES), dtype=np.float32)[lut[seg]]
             s_cls.append(_patch_mean(one_hot, patch))
         rgb.append(np.stack(s_rgb))
         depth.append(np.stack(s_depth))

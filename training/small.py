@@ -86,7 +86,7 @@ def small_qwen2_5_vl_config(tokenizer: PreTrainedTokenizerFast | None = None) ->
     """
 
     def token(name: str) -> int:
-        return tokenizer.convert_tokens_to_ids(name) if tokenizer is not None else QWEN_SPECIAL_TOKENS.index(name)
+        return int(tokenizer.convert_tokens_to_ids(name)) if tokenizer is not None else QWEN_SPECIAL_TOKENS.index(name)  # type: ignore[arg-type]
 
     return Qwen2_5_VLConfig(
         text_config={

@@ -77,7 +77,7 @@ def synthesize_scene(
         visibility[f] = counts >= threshold
     scene = room_scene(room, visibility, image_paths, depth_paths, root)
     rule = f"segmentation: >= {threshold} pixels of the object in the frame's MuJoCo segmentation render"
-    extra = {"seed": seed, "wall_height": room.wall_height, "frame_rate_hz": 10.0}
+    extra: dict[str, object] = {"seed": seed, "wall_height": room.wall_height, "frame_rate_hz": 10.0}
     if segmentation:
         extra["segmentation"] = f"{SEGMENTATION_DIR}/NNNNNN.png: uint8 object index + 1 per pixel, 0 = walls/floor/ceiling"
     save_scene(scene, root, source="synth", visibility_rule=rule, extra=extra)
