@@ -77,7 +77,8 @@ step blind $PY -m training.train --config training/configs/stage1_small.yaml "${
   --set "output_dir=$RUN/blind" --set "model.base=$RUN/base_random" --set data.blind=true \
   --set train.max_steps=450
 
-EVAL=(--data "$RUN/samples_heldout/eval.jsonl" --device cpu --num-frames 8)
+# 1,400 new tokens cover the longest held-out detect-all answer (1,301 tokens); a looping answer stops there
+EVAL=(--data "$RUN/samples_heldout/eval.jsonl" --device cpu --num-frames 8 --max-new-tokens 1400)
 mkdir -p "$RUN/predictions"
 step eval_ssr2d $PY -m ssr_core.commands eval run --checkpoint "$RUN/stage1/final" "${EVAL[@]}" \
   --out "$RUN/predictions/ssr2d.jsonl"

@@ -43,8 +43,11 @@ NUMERIC_UNIT = {"object_counting": 1.0, "object_size_estimation": 1.0, "object_a
 # ---------------------------------------------------------------------------- subset
 
 
-def make_subset(rows: Sequence[dict], per_vsi_type: int, cogmap: int, seed: int) -> list[dict]:
-    """Every detect-all question, up to `per_vsi_type` of each VSI question type, `cogmap` cogmap questions."""
+def make_subset(rows: Sequence[dict], per_vsi_type: int, cogmap: int, detect_all: int, seed: int) -> list[dict]:
+    """Up to `per_vsi_type` questions of each VSI question type, `cogmap` cogmap and `detect_all` detect-all ones.
+
+    Detect-all answers are the long ones (hundreds of tokens each), so they set the evaluation's cost.
+    """
     rng = np.random.default_rng(seed)
     keep: list[int] = []
     by_key: dict[str, list[int]] = {}
@@ -54,9 +57,9 @@ def make_subset(rows: Sequence[dict], per_vsi_type: int, cogmap: int, seed: int)
         elif row["task"] == TASK_COGMAP:
             by_key.setdefault(TASK_COGMAP, []).append(i)
         elif row.get("question_type") == DETECT_ALL:
-            keep.append(i)
+            by_key.setdefault(DETECT_ALL, []).append(i)
     for key, members in by_key.items():
-        cap = cogmap if key == TASK_COGMAP else per_vsi_type
+        cap = {TASK_COGMAP: cogmap, DETECT_ALL: detect_all}.get(key, per_vsi_type)
         keep += rng.choice(members, size=min(cap, len(members)), replace=False).tolist()
     return [rows[i] for i in sorted(keep)]
 
@@ -272,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--per-vsi-type", type=int, default=50)
     p.add_argument("--cogmap", type=int, default=150)
+    p.add_argument("--detect-all", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("table", help="score predictions, bootstrap differences, chart")
     p.add_argument("--data", required=True, help="the evaluated QA JSONL")
@@ -283,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "subset":
         rows = [json.loads(line) for line in open(args.data)]
-        subset = make_subset(rows, args.per_vsi_type, args.cogmap, args.seed)
+        subset = make_subset(rows, args.per_vsi_type, args.cogmap, args.detect_all, args.seed)
         with open(args.out, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in subset)
         print(f"wrote {len(subset)} questions to {args.out}: {dict(Counter(r['task'] for r in subset))}")
