@@ -26,7 +26,7 @@ ARGUMENTS = [
     ("image", "/camera/image_raw", "colour image topic (sensor_msgs/Image)"),
     ("camera_info", "/camera/camera_info", "camera info topic"),
     ("camera_pose", "/camera_pose", "camera pose topic (geometry_msgs/PoseStamped), used without tf2"),
-    ("model_kind", "", "ssr | tiny_random | ground_truth (empty: from params_file)"),
+    ("model_kind", "", "ssr | base | tiny_random | ground_truth (empty: from params_file)"),
     ("checkpoint", "", "SSR checkpoint directory (empty: from params_file)"),
     ("vggt_path", "", "VGGT aggregator weights (empty: from params_file)"),
     ("scene_dir", "", "scene directory for the ground-truth stand-in (empty: from params_file)"),

@@ -1,7 +1,8 @@
 """Build the node's SceneReasoner from its parameters (no rclpy).
 
-Three kinds: a trained SSR checkpoint, a tiny random SSR model (exercises the real engine, answers
-are noise) and the ground-truth stand-in, which answers from the recording's scene through the real
+Four kinds: a trained SSR checkpoint, a plain base instruct checkpoint run zero-shot with the SSR-2D
+prompts ("base": model.checkpoint names the downloaded folder), a tiny random SSR model (exercises
+the real engine, answers are noise) and the ground-truth stand-in, which answers from the recording's scene through the real
 prompt/parse path. The stand-in needs to know which recorded frames a window holds; the node tells
 it the window's stamps (`before_window`) and they are matched to the recording's image stamps.
 """
@@ -34,6 +35,7 @@ class LoadedModel:
     device: str
     trained: bool  # False: results are not from a trained SSR model
     ground_truth: GroundTruthSource | None = field(default=None)
+    zero_shot: bool = False  # an untrained base model answering SSR prompts (kind "base")
 
     def before_window(self, stamps_ns) -> None:
         if self.ground_truth is not None:
@@ -105,10 +107,18 @@ def load_model(values: dict) -> LoadedModel:
                                  build_tiny_tokenizer())
         return LoadedModel(SceneReasoner(generator, **reasoner_args), "tiny random SSR model",
                            str(device), False)
-    generator = SSRGenerator.from_checkpoint(values["model.checkpoint"], device=values["model.device"],
-                                             dtype=dtype, vggt_path=values["model.vggt_path"] or None)
-    return LoadedModel(SceneReasoner(generator, **reasoner_args), f"SSR checkpoint {values['model.checkpoint']}",
-                       str(generator.model.device), True)
+    checkpoint = values["model.checkpoint"]
+    if not checkpoint:
+        raise ValueError(f"model.kind '{kind}' needs model.checkpoint (a model directory)")
+    engine = SSRGenerator.from_checkpoint(checkpoint, device=values["model.device"], dtype=dtype,
+                                          vggt_path=values["model.vggt_path"] or None,
+                                          kind="base" if kind == "base" else "ssr")
+    served_on = str(engine.model.device)
+    if kind == "base":
+        return LoadedModel(SceneReasoner(engine, **reasoner_args),
+                           f"zero-shot base model {checkpoint} (not trained for SSR; SSR-2D prompts)",
+                           served_on, False, zero_shot=True)
+    return LoadedModel(SceneReasoner(engine, **reasoner_args), f"SSR checkpoint {checkpoint}", served_on, True)
 
 
 def release_accelerator_memory() -> None:

@@ -22,7 +22,7 @@ class ParamSpec:
     read_only: bool = False  # used only when the node starts (topics, QoS, autostart)
 
 
-MODEL_KINDS = ("ssr", "tiny_random", "ground_truth")
+MODEL_KINDS = ("ssr", "base", "tiny_random", "ground_truth")
 DEVICES = ("auto", "cuda", "npu", "cpu")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 WINDOW_MODES = ("since_last", "duration")

@@ -119,7 +119,10 @@ def build_model(
             vggt_config=dict(TINY_VGGT_CONFIG) if tiny else None,
         )
         tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
-    model.ssr_config = replace(model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size)
+    # zero_shot=False: whatever this run saves has been trained for SSR.
+    model.ssr_config = replace(
+        model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size, zero_shot=False
+    )
     if cfg.gradient_checkpointing:
         model.base.activation_checkpointing_enable({"use_reentrant": False})
     return model, tokenizer

@@ -39,8 +39,14 @@ def load_checkpoint_generator(args: argparse.Namespace) -> WindowGenerator:
 
     try:
         return SSRGenerator.from_checkpoint(
-            checkpoint, device=args.device, vggt_path=args.vggt_path, max_batch_size=args.batch_size
+            checkpoint,
+            device=args.device,
+            vggt_path=args.vggt_path,
+            max_batch_size=args.batch_size,
+            kind=args.model_kind,
         )
+    except InputError:
+        raise
     except (OSError, ValueError, KeyError) as exc:
         raise EvalInputError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from None
 
@@ -57,6 +63,9 @@ def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_c
                 raise EvalInputError(f"{flag} must be >= 1, got {value}")
         samples = read_samples(Path(args.data), Path(args.root) if args.root else None, args.limit, args.num_frames)
         generator = make_generator(args)
+        zero_shot = bool(getattr(generator, "zero_shot", False))  # SSRGenerator over an untrained base
+        if zero_shot:
+            say("ssr eval run: ZERO-SHOT run of an untrained base model (SSR-2D prompts, not trained for SSR)")
         start = time.perf_counter()
         predictions = predict(samples, generator, args.num_frames, args.max_new_tokens, say)
         seconds = time.perf_counter() - start
@@ -67,9 +76,9 @@ def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_c
         say(f"ssr eval run: the model failed: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
     if args.out:
-        write_predictions(Path(args.out), samples, predictions)
+        write_predictions(Path(args.out), samples, predictions, zero_shot)
         say(f"predictions written to {args.out}")
-    print(format_report(score(samples, predictions, seconds)))
+    print(format_report(score(samples, predictions, seconds, zero_shot)))
     return EXIT_OK
 
 
@@ -81,7 +90,11 @@ def add_eval_run_command(subparsers: Any, make_generator: GeneratorFactory = loa
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="SSR checkpoint directory")
+    parser.add_argument("--checkpoint", required=True,
+                        help="model directory: an SSR checkpoint, or with --model-kind base a downloaded base model")
+    parser.add_argument("--model-kind", default="ssr", choices=("ssr", "base"),
+                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL instruct folder, run zero-shot "
+                             "with the SSR-2D prompts (default %(default)s)")
     parser.add_argument("--data", required=True, help="QA JSONL (training samples or VSI-Bench-style rows)")
     parser.add_argument("--out", help="write predictions JSONL ({id, prediction} per line) here")
     parser.add_argument("--root", help="folder frame paths are relative to (default: the QA file's folder)")

@@ -98,6 +98,7 @@ class EvalReport:
     num_windows: int
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)  # samples per task
+    zero_shot: bool = False  # answered by a base model never trained for SSR
 
 
 # ---------------------------------------------------------------------------- reading
@@ -254,7 +255,9 @@ def predict(
     return predictions
 
 
-def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: float = 0.0) -> EvalReport:
+def score(
+    samples: Sequence[EvalSample], predictions: dict[str, str], seconds: float = 0.0, zero_shot: bool = False
+) -> EvalReport:
     """Scores of every task present (metrics from `ssr_core.evaluation.metrics`).
 
     Grounding is reported per question type; detect-all pairs boxes per label, a referral
@@ -285,6 +288,7 @@ def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: f
         num_windows=len(group_by_window(samples)),
         seconds=seconds,
         counts={t: len(v) for t, v in by_task.items() if v},
+        zero_shot=zero_shot,
     )
 
 
@@ -294,6 +298,8 @@ def format_report(report: EvalReport) -> str:
         f"{report.num_samples} question(s) on {report.num_windows} window(s) in {report.seconds:.1f} s "
         + "(" + ", ".join(f"{t}: {n}" for t, n in report.counts.items()) + ")"
     ]
+    if report.zero_shot:
+        lines.append("ZERO-SHOT: an untrained base model with the SSR-2D prompts, not a trained SSR model")
     if report.vsibench is not None:
         v = report.vsibench
         lines += ["", "VSI-Bench", f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
@@ -320,9 +326,12 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def write_predictions(path: Path, samples: Sequence[EvalSample], predictions: dict[str, str]) -> None:
-    """`{"id", "prediction"}` per line, in input order."""
+def write_predictions(
+    path: Path, samples: Sequence[EvalSample], predictions: dict[str, str], zero_shot: bool = False
+) -> None:
+    """`{"id", "prediction"}` per line, in input order (plus `"zero_shot": true` from an untrained base)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    label = {"zero_shot": True} if zero_shot else {}
     with open(path, "w", encoding="utf-8") as fh:
         for s in samples:
-            fh.write(json.dumps({"id": s.id, "prediction": predictions[s.id]}) + "\n")
+            fh.write(json.dumps({"id": s.id, "prediction": predictions[s.id], **label}) + "\n")

@@ -28,13 +28,37 @@ import torch
 from torch import Tensor
 from transformers import AutoTokenizer, DynamicCache
 
+from ssr_core.errors import InputError
 from ssr_core.inference.devices import resolve_device, resolve_dtype
 from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
 from ssr_core.model.configuration_ssr import text_config
-from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
+from ssr_core.model.modeling_ssr import SSRForConditionalGeneration, is_ssr_checkpoint
 from ssr_core.model.processing_ssr import SSRInputBuilder
 
 log = logging.getLogger(__name__)
+
+# "ssr": a checkpoint trained by this project (has ssr_config.json).
+# "base": a plain instruct checkpoint as downloaded (no ssr_config.json), run zero-shot with the
+#         SSR-2D prompts and parsers; its answers and boxes are only as good as the base model's.
+MODEL_KINDS = ("ssr", "base")
+
+
+class ModelKindError(InputError):
+    """The folder does not hold the kind of model asked for (the message says which kind it is)."""
+
+
+def check_model_kind(directory: str | os.PathLike[str], kind: str) -> None:
+    """Refuse a trained checkpoint passed as "base" and a plain base model passed as "ssr"."""
+    if kind not in MODEL_KINDS:
+        raise ModelKindError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    trained = is_ssr_checkpoint(directory)
+    if kind == "ssr" and not trained:
+        raise ModelKindError(
+            f"{directory} has no ssr_config.json: it is a plain base model, not an SSR checkpoint; "
+            "use model kind 'base' to run it zero-shot"
+        )
+    if kind == "base" and trained:
+        raise ModelKindError(f"{directory} is an SSR checkpoint (it has ssr_config.json); use model kind 'ssr'")
 
 @dataclass
 class PrefixCache:
@@ -67,7 +91,12 @@ class SSRGenerator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         trained_on = model.ssr_config.prompt_format_version
-        if trained_on != PROMPT_FORMAT_VERSION:
+        if self.zero_shot:
+            log.warning(
+                "zero-shot: the model was never trained for SSR; it answers SSR-2D prompts as a plain "
+                "base model, so formats may not be followed and boxes are only as good as its 3D grounding"
+            )
+        elif trained_on != PROMPT_FORMAT_VERSION:
             log.warning(
                 "the model was trained with prompt format %r but this code writes format %r: "
                 "answers may not follow the expected formats",
@@ -84,6 +113,11 @@ class SSRGenerator:
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.stop_ids)
 
+    @property
+    def zero_shot(self) -> bool:
+        """True when the model is an untrained base model (its answers are zero-shot)."""
+        return self.model.ssr_config.zero_shot
+
     @classmethod
     def from_checkpoint(
         cls,
@@ -92,8 +126,14 @@ class SSRGenerator:
         dtype: str | torch.dtype | None = None,
         vggt_path: str | os.PathLike[str] | None = None,
         max_batch_size: int = 16,
+        kind: str = "ssr",
     ) -> SSRGenerator:
-        """Load an SSR checkpoint folder (model + tokenizer) onto `device` (bf16 on accelerators)."""
+        """Load a model folder (model + tokenizer) onto `device` (bf16 on accelerators).
+
+        kind: "ssr" for a trained SSR checkpoint, "base" for a plain instruct checkpoint run
+        zero-shot (`MODEL_KINDS`); a folder of the other kind raises `ModelKindError`.
+        """
+        check_model_kind(directory, kind)
         dev = resolve_device(device)
         model = SSRForConditionalGeneration.from_pretrained(
             directory, vggt=vggt_path, dtype=resolve_dtype(dev, dtype)

@@ -45,6 +45,8 @@ class SSRConfig:
         (Qwen's `second_per_grid_ts = temporal_patch_size / fps`).
     vggt_config: VGGTConfig fields as a dict; None means the official VGGT-1B aggregator.
     vggt_path: where the VGGT weights live (not stored in the SSR checkpoint); may be None.
+    zero_shot: True for a base model never trained for SSR (a plain instruct checkpoint run with
+        SSR-2D prompts), so logs, diagnostics and outputs can say the answers are zero-shot.
     """
 
     variant: str = "3d"
@@ -56,6 +58,7 @@ class SSRConfig:
     vggt_config: dict[str, Any] | None = None
     vggt_path: str | None = None
     prompt_format_version: str = field(default_factory=_prompt_format_version)
+    zero_shot: bool = False
 
     def __post_init__(self) -> None:
         self.image_size = (int(self.image_size[0]), int(self.image_size[1]))

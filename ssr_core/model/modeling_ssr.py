@@ -269,7 +269,7 @@ class SSRForConditionalGeneration(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> SSRForConditionalGeneration:
-        """Load an SSR checkpoint, or a plain local Qwen2.5-VL folder (then SSR-2D).
+        """Load an SSR checkpoint, or a plain local Qwen2.5-VL folder (then zero-shot SSR-2D).
 
         vggt: a VGGT module or weights path for SSR-3D; default `SSRConfig.vggt_path`.
         Keys are checked strictly: a base checkpoint with missing or unexpected weights raises
@@ -277,7 +277,7 @@ class SSRForConditionalGeneration(nn.Module):
         file is loaded with `strict=True`.
         """
         path = Path(directory)
-        ssr_config = SSRConfig.load(path) if (path / SSR_CONFIG_NAME).is_file() else SSRConfig(variant="2d")
+        ssr_config = SSRConfig.load(path) if is_ssr_checkpoint(path) else SSRConfig(variant="2d", zero_shot=True)
         loaded: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(
             path, local_files_only=True, dtype=dtype, output_loading_info=True
         )
@@ -325,8 +325,14 @@ class SSRForConditionalGeneration(nn.Module):
             vggt_config=vggt_config,
             vggt_path=None,
             prompt_format_version=SSRConfig().prompt_format_version,  # stage 2 trains on today's prompts
+            zero_shot=False,  # built to be trained
         )
         return cls(two_d.base, ssr_config, _resolve_vggt(vggt, ssr_config))
+
+
+def is_ssr_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """True for a folder written by SSR (it has ssr_config.json); False for a plain base checkpoint."""
+    return (Path(directory) / SSR_CONFIG_NAME).is_file()
 
 
 def _resolve_vggt(

@@ -7,6 +7,8 @@ template so every text path is the production one.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -137,3 +139,13 @@ def build_tiny_ssr(
         else None
     )
     return SSRForConditionalGeneration(base, ssr_config, vggt).eval()
+
+
+def save_tiny_base_model(directory: str | os.PathLike[str], seed: int = 0) -> Path:
+    """A plain tiny random Qwen2.5-VL instruct folder (config, weights, tokenizer; no ssr_config.json),
+    laid out like a downloaded base checkpoint: the "base" model kind's stand-in in tests."""
+    torch.manual_seed(seed)
+    path = Path(directory)
+    Qwen2_5_VLForConditionalGeneration(tiny_qwen2_5_vl_config()).save_pretrained(path)
+    build_tiny_tokenizer().save_pretrained(path)
+    return path
