@@ -20,6 +20,7 @@ import yaml
 # Parameter groups the optimiser knows (see `training.train.parameter_groups`).
 TRAINABLE_GROUPS = ("branch_3d", "merger", "vision", "language")
 MIXED_PRECISION = ("auto", "bf16", "no")
+LOAD_DTYPES = ("auto", "bfloat16", "float32")
 DEVICES = ("auto", "cpu", "cuda", "npu")
 
 
@@ -37,6 +38,10 @@ class ModelSection:
     the VGGT aggregator weights (or "tiny" for the random tiny aggregator that `init_from` was
     built for); the 3D branch (MLP_trans, MLP_3D) starts fresh.
     `num_frames` / `image_size` set the window shape fed to the model in both stages.
+    `dtype` is what the weights are read into: "auto" = bfloat16 when training in bf16 mixed
+    precision (trainable parameters are then upcast to float32 master weights one tensor at a
+    time, frozen ones stay bfloat16), float32 otherwise. "bfloat16" with mixed_precision "no"
+    trains in pure bfloat16 (memory checks on CPU only).
     """
 
     base: str | None = None
@@ -47,6 +52,7 @@ class ModelSection:
     num_frames: int = 32
     image_size: tuple[int, int] = (336, 448)
     gradient_checkpointing: bool = False
+    dtype: str = "auto"
 
 
 @dataclass
@@ -157,6 +163,8 @@ class TrainConfig:
                 raise ConfigError("stage 2 must train the fresh 3D branch: set optim.lr.branch_3d > 0")
         if m.insertion not in ("interleaved", "sequential"):
             raise ConfigError(f"model.insertion must be interleaved or sequential, got {m.insertion!r}")
+        if m.dtype not in LOAD_DTYPES:
+            raise ConfigError(f"model.dtype must be one of {LOAD_DTYPES}, got {m.dtype!r}")
         if m.num_frames < 2 or m.num_frames % 2:
             raise ConfigError(f"model.num_frames must be even and >= 2, got {m.num_frames}")
         if any(s <= 0 or s % 28 for s in m.image_size):

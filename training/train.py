@@ -96,16 +96,35 @@ def _tiny_vggt_file(accelerator: Accelerator, output_dir: Path, seed: int) -> Pa
     return path
 
 
+def load_dtype(cfg: ModelSection, mixed_precision: str) -> torch.dtype:
+    """The dtype weights are read into (`ModelSection.dtype`)."""
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if mixed_precision == "bf16" else torch.float32
+    return torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+
+
+def reads_weights(accelerator: Accelerator) -> bool:
+    """False on every process but the first under FSDP with `fsdp_cpu_ram_efficient_loading`:
+    they build the model on the meta device and accelerate broadcasts process 0's weights into
+    their shards at `prepare` (transformers 5 reads the files on every process otherwise).
+    DeepSpeed ZeRO-3 with `zero3_init_flag` needs nothing here: transformers then partitions at
+    construction and only process 0 copies checkpoint values."""
+    plugin = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
+    return accelerator.is_main_process or plugin is None or not plugin.cpu_ram_efficient_loading
+
+
 def build_model(
-    cfg: ModelSection, stage: int, seed: int, accelerator: Accelerator, output_dir: Path
+    cfg: ModelSection, stage: int, seed: int, accelerator: Accelerator, output_dir: Path, dtype: torch.dtype
 ) -> tuple[SSRForConditionalGeneration, object]:
-    """(model in float32, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
+    """(model in `dtype`, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
+    read = reads_weights(accelerator)
     if stage == 1:
         if cfg.base == "tiny":
             model = build_tiny_ssr("2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed)
+            model.to(dtype)
             tokenizer = build_tiny_tokenizer()
         else:
-            model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=torch.float32)
+            model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=dtype, read_weights=read)
             tokenizer = AutoTokenizer.from_pretrained(cfg.base, local_files_only=True)
     else:
         tiny = cfg.vggt == "tiny"
@@ -117,6 +136,8 @@ def build_model(
             spatial_layer=cfg.spatial_layer,
             insertion=cfg.insertion,
             vggt_config=dict(TINY_VGGT_CONFIG) if tiny else None,
+            dtype=dtype,
+            read_weights=read,
         )
         tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
     # zero_shot=False: whatever this run saves has been trained for SSR.
@@ -158,6 +179,25 @@ def configure_trainable(model: nn.Module, lr: dict[str, float], weight_decay: fl
             optim_groups.append({"name": f"{group}/no_decay", "params": no_decay, "lr": rate, "weight_decay": 0.0})
     assert_vggt_frozen(model)
     return [g for g in optim_groups if g["params"]]
+
+
+def upcast_trainable(model: nn.Module) -> None:
+    """float32 master weights for the trainable parameters, converted one tensor at a time (the
+    peak stays one tensor above the final size); frozen ones keep the load dtype."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def keep_present_wrap_classes(accelerator: Accelerator, model: nn.Module) -> None:
+    """Drop FSDP wrap classes the model does not contain (the shipped configs list VGGT's `Block`
+    for stage 2; accelerate refuses a listed class that is absent, e.g. in stage 1)."""
+    plugin = accelerator.state.fsdp_plugin
+    listed = plugin.transformer_cls_names_to_wrap
+    if not listed:
+        return
+    present = {type(m).__name__ for m in model.modules()}
+    plugin.transformer_cls_names_to_wrap = [name for name in listed if name in present]
 
 
 def assert_vggt_frozen(model: nn.Module) -> None:
@@ -341,8 +381,15 @@ def _train(cfg: TrainConfig) -> TrainResult:
         (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     accelerator.wait_for_everyone()
 
-    model, tokenizer = build_model(cfg.model, cfg.stage, cfg.seed, accelerator, output_dir)
+    mixed_precision = _mixed_precision(cfg, device)
+    model, tokenizer = build_model(
+        cfg.model, cfg.stage, cfg.seed, accelerator, output_dir, load_dtype(cfg.model, mixed_precision)
+    )
     optim_groups = configure_trainable(model, cfg.optim.lr, cfg.optim.weight_decay)
+    if mixed_precision == "bf16":
+        upcast_trainable(model)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        keep_present_wrap_classes(accelerator, model)
     optimizer = torch.optim.AdamW(optim_groups, betas=cfg.optim.betas, eps=cfg.optim.eps)
 
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)

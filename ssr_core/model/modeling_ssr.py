@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import init_empty_weights
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -132,6 +133,17 @@ class SSRForConditionalGeneration(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.base.dtype
+
+    # accelerate's FSDP preparation looks for these on the prepared module: it re-ties tied
+    # embeddings (Qwen2.5-VL-3B) after moving the model to meta and groups them into one shard unit.
+    def get_input_embeddings(self) -> nn.Module:
+        return self.base.get_input_embeddings()
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return self.base.get_output_embeddings()
+
+    def tie_weights(self, *args: Any, **kwargs: Any) -> None:
+        self.base.tie_weights(*args, **kwargs)
 
     def llm_grids(self, video_grid_thw: Tensor) -> list[Grid]:
         return llm_grids(video_grid_thw, self.geometry.merge_size)
@@ -268,16 +280,29 @@ class SSRForConditionalGeneration(nn.Module):
         vggt: str | os.PathLike[str] | VGGTAggregator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        read_weights: bool = True,
     ) -> SSRForConditionalGeneration:
         """Load an SSR checkpoint, or a plain local Qwen2.5-VL folder (then zero-shot SSR-2D).
 
         vggt: a VGGT module or weights path for SSR-3D; default `SSRConfig.vggt_path`.
-        Keys are checked strictly: a base checkpoint with missing or unexpected weights raises
-        `ValueError` (transformers would initialise missing ones at random); the spatial branch
-        file is loaded with `strict=True`.
+        Weights are read straight into `dtype` (transformers builds on the meta device and copies
+        each memory-mapped safetensors tensor once), so host memory peaks near the weights' size
+        in that dtype. Keys are checked strictly: a base checkpoint with missing or unexpected
+        weights raises `ValueError` (transformers would initialise missing ones at random); the
+        spatial branch file is loaded with `strict=True`.
+
+        read_weights=False reads only the configs: the same modules with every parameter on the
+        meta device (buffers real). FSDP's RAM-efficient loading builds this on every process but
+        the first, which broadcasts the weights shard by shard (see training/train.py).
         """
         path = Path(directory)
         ssr_config = SSRConfig.load(path) if is_ssr_checkpoint(path) else SSRConfig(variant="2d", zero_shot=True)
+        if not read_weights:
+            config = Qwen2_5_VLConfig.from_pretrained(path, local_files_only=True)
+            with init_empty_weights(include_buffers=False):
+                empty = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+            vggt_module = _resolve_vggt(vggt, ssr_config, dtype, read_weights=False)
+            return cls(empty, ssr_config, vggt_module if ssr_config.variant == "3d" else None)
         loaded: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(
             path, local_files_only=True, dtype=dtype, output_loading_info=True
         )
@@ -290,7 +315,7 @@ class SSRForConditionalGeneration(nn.Module):
                 f"{kind.replace('_', ' ')}: {', '.join(keys[:10])}" for kind, keys in problems.items()
             )
             raise ValueError(f"{path}: the weights do not match the Qwen2.5-VL config ({details})")
-        vggt_module = _resolve_vggt(vggt, ssr_config) if ssr_config.variant == "3d" else None
+        vggt_module = _resolve_vggt(vggt, ssr_config, dtype) if ssr_config.variant == "3d" else None
         model = cls(base, ssr_config, vggt_module)
         if model.spatial_branch is not None:
             model.spatial_branch.load_state_dict(load_file(str(path / SPATIAL_BRANCH_WEIGHTS)), strict=True)
@@ -306,15 +331,17 @@ class SSRForConditionalGeneration(nn.Module):
         insertion: str = "interleaved",
         vggt_config: dict | None = None,
         dtype: torch.dtype = torch.float32,
+        read_weights: bool = True,
     ) -> SSRForConditionalGeneration:
         """Stage-2 initialisation: SSR-2D weights, fresh MLP_trans / MLP_3D, VGGT from `vggt`.
 
         A model passed in hands its base module over (it is shared, not copied).
+        read_weights=False: meta parameters everywhere, as in `from_pretrained`.
         """
         if isinstance(path_or_model, SSRForConditionalGeneration):
             two_d = path_or_model
         else:
-            two_d = cls.from_pretrained(path_or_model, dtype=dtype)
+            two_d = cls.from_pretrained(path_or_model, dtype=dtype, read_weights=read_weights)
         if two_d.ssr_config.variant != "2d":
             raise ValueError("from_ssr2d expects an SSR-2D model or checkpoint")
         ssr_config = replace(
@@ -327,7 +354,7 @@ class SSRForConditionalGeneration(nn.Module):
             prompt_format_version=SSRConfig().prompt_format_version,  # stage 2 trains on today's prompts
             zero_shot=False,  # built to be trained
         )
-        return cls(two_d.base, ssr_config, _resolve_vggt(vggt, ssr_config))
+        return cls(two_d.base, ssr_config, _resolve_vggt(vggt, ssr_config, dtype, read_weights))
 
 
 def is_ssr_checkpoint(directory: str | os.PathLike[str]) -> bool:
@@ -336,9 +363,13 @@ def is_ssr_checkpoint(directory: str | os.PathLike[str]) -> bool:
 
 
 def _resolve_vggt(
-    vggt: str | os.PathLike[str] | VGGTAggregator | None, ssr_config: SSRConfig
+    vggt: str | os.PathLike[str] | VGGTAggregator | None,
+    ssr_config: SSRConfig,
+    dtype: torch.dtype | None = None,
+    read_weights: bool = True,
 ) -> VGGTAggregator | None:
-    """A VGGT module from a module, an explicit path, or the config's path (recorded in the config)."""
+    """A VGGT module from a module, an explicit path, or the config's path (recorded in the config),
+    in `dtype`; with read_weights=False an empty (meta) aggregator of the configured size."""
     if isinstance(vggt, VGGTAggregator):
         return vggt
     path = vggt if vggt is not None else ssr_config.vggt_path
@@ -346,4 +377,8 @@ def _resolve_vggt(
         return None
     ssr_config.vggt_path = str(path)
     config = VGGTConfig(**ssr_config.vggt_config) if ssr_config.vggt_config else None
-    return load_vggt_aggregator(path, config)
+    if not read_weights:
+        with init_empty_weights(include_buffers=False):
+            empty = VGGTAggregator(config if config is not None else VGGTConfig())
+        return empty.to(dtype=dtype).requires_grad_(False).eval()
+    return load_vggt_aggregator(path, config, dtype=dtype)

@@ -545,13 +545,19 @@ def _resolve_checkpoint_file(path: Path) -> Path:
     return candidates[0]
 
 
-def _read_checkpoint(file: Path) -> dict[str, Tensor]:
+def _read_checkpoint(file: Path, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """Tensors of a checkpoint (heads skipped for safetensors), floating ones converted to `dtype`
+    one at a time, while the file is memory-mapped."""
+
+    def cast(tensor: Tensor) -> Tensor:
+        return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+
     if file.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(file), framework="pt") as f:  # read only the aggregator tensors
             keys = [k for k in f.keys() if not k.startswith(HEAD_PREFIXES)]
-            return {k: f.get_tensor(k) for k in keys}
+            return {k: cast(f.get_tensor(k)) for k in keys}
     try:  # weights_only: never unpickle arbitrary objects; mmap: do not hold the 5 GB file twice
         obj = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
@@ -566,7 +572,7 @@ def _read_checkpoint(file: Path) -> dict[str, Tensor]:
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
         raise VGGTCheckpointError(f"{file}: state_dict entries that are not tensors: {_format_list(bad)}")
-    return dict(obj)
+    return {k: v if k.startswith(HEAD_PREFIXES) else cast(v) for k, v in obj.items()}
 
 
 def check_aggregator_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
@@ -607,14 +613,20 @@ def load_vggt_aggregator(
     on every parameter (SSR uses VGGT as a frozen feature extractor), is in ``eval()`` mode and
     lives on ``device`` (default CPU) in ``dtype`` (default float32; the accelerator path of
     ``spatial_features`` then uses autocast).
+
+    Memory: the file is memory-mapped and each tensor is converted to ``dtype`` as it is read,
+    so the host never holds a float32 copy of a model loaded in bfloat16; a ``model.pt`` already
+    in ``dtype`` stays file-backed (the page cache), not copied.
     """
     config = config if config is not None else VGGTConfig()
-    state_dict = extract_aggregator_state_dict(_read_checkpoint(_resolve_checkpoint_file(Path(path))))
+    target = dtype if dtype is not None else torch.float32
+    raw = _read_checkpoint(_resolve_checkpoint_file(Path(path)), target)
+    state_dict = extract_aggregator_state_dict(raw)
     with torch.device("meta"):  # no 3.6 GB random init: parameters come from the checkpoint
         model = VGGTAggregator(config)
     check_aggregator_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True, assign=True)
-    model.to(device=device if device is not None else "cpu", dtype=dtype if dtype is not None else torch.float32)
+    model.to(device=device if device is not None else "cpu", dtype=target)
     model.requires_grad_(False)
     return model.eval()
 
