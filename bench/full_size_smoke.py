@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     assert window.video_embeds.dtype == torch.bfloat16
 
     prefix_text, _ = generator.inputs.render(PROMPT)
-    ids = torch.tensor([generator.inputs.tokenize(prefix_text, window.video_embeds.shape[0])])
+    ids = torch.tensor([generator.inputs.tokenize(prefix_text, window.video_grid_thw)])
     positions, next_position = model.position_ids(ids, window.video_grid_thw)
     start = int((ids[0] == model.config.video_token_id).nonzero()[0])
     span = positions[:, 0, start : start + 2 * t * h * w]

@@ -52,7 +52,7 @@ def _one_by_one(generator, frames, prompt, limit):
     with torch.no_grad():
         video_embeds = model.encode_video(video.pixel_values_videos, video.video_grid_thw, video.vggt_images)
     prefix, suffix = builder.render(prompt)
-    ids = builder.tokenize(prefix, builder.num_video_tokens(video.video_grid_thw)) + builder.tokenize(suffix)
+    ids = builder.tokenize(prefix, video.video_grid_thw) + builder.tokenize(suffix)
     out: list[int] = []
     while len(out) < limit:
         input_ids = torch.tensor([ids])

@@ -114,7 +114,12 @@ def reads_weights(accelerator: Accelerator) -> bool:
 
 
 def build_model(
-    cfg: ModelSection, stage: int, seed: int, accelerator: Accelerator, output_dir: Path, dtype: torch.dtype
+    cfg: ModelSection,
+    stage: int,
+    seed: int,
+    accelerator: Accelerator,
+    output_dir: Path,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[SSRForConditionalGeneration, object]:
     """(model in `dtype`, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
     read = reads_weights(accelerator)

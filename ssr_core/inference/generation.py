@@ -32,7 +32,7 @@ from ssr_core.errors import InputError
 from ssr_core.inference.devices import resolve_device, resolve_dtype
 from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
 from ssr_core.model.configuration_ssr import text_config
-from ssr_core.model.modeling_ssr import SSRForConditionalGeneration, is_ssr_checkpoint
+from ssr_core.model.modeling_ssr import SSRForConditionalGeneration, VideoFeatures, is_ssr_checkpoint
 from ssr_core.model.processing_ssr import SSRInputBuilder
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class EncodedWindow:
     video_embeds: Tensor | None  # [num_video_tokens, D]; None once released
     video_grid_thw: Tensor  # [1, 3]
     prefixes: dict[str, PrefixCache] = field(default_factory=dict)
+    features: VideoFeatures | None = None  # visual-token mask and (Qwen3-VL) DeepStack features
 
 
 class SSRGenerator:
@@ -145,10 +146,10 @@ class SSRGenerator:
     def encode_window(self, frames: np.ndarray) -> EncodedWindow:
         """uint8 frames [N, H, W, 3] -> ViT (+ VGGT + fusion) video embeddings, computed once."""
         video = self.inputs.video_inputs(frames)
-        embeds = self.model.encode_video(
+        features = self.model.encode_video_features(
             video.pixel_values_videos, video.video_grid_thw.to(self.model.device), video.vggt_images
         )
-        return EncodedWindow(embeds, video.video_grid_thw)
+        return EncodedWindow(features.embeds, video.video_grid_thw, features=features)
 
     def generate(
         self, window: EncodedWindow, prompts: Sequence[Prompt], max_new_tokens: Sequence[int] | int
@@ -160,6 +161,7 @@ class SSRGenerator:
     def release(self, window: EncodedWindow) -> None:
         window.prefixes.clear()
         window.video_embeds = None
+        window.features = None
 
     @torch.inference_mode()
     def prefill(self, window: EncodedWindow, prompts: Sequence[Prompt]) -> None:
@@ -197,16 +199,18 @@ class SSRGenerator:
             raise ValueError("this window was released")
         if prefix_text in window.prefixes:
             return window.prefixes[prefix_text]
-        input_ids = torch.tensor([self.inputs.tokenize(prefix_text, window.video_embeds.shape[0])])
+        input_ids = torch.tensor([self.inputs.tokenize(prefix_text, window.video_grid_thw)])
         position_ids, next_position = self.model.position_ids(input_ids, window.video_grid_thw)
         device = self.model.device
         input_ids = input_ids.to(device)
         cache = DynamicCache(config=self.model.config)
-        self.model.base.model.language_model(
-            inputs_embeds=self.model.embed_inputs(input_ids, window.video_embeds),
-            position_ids=position_ids.to(device),
+        self.model.language_forward(
+            self.model.embed_inputs(input_ids, window.video_embeds),
+            position_ids.to(device),
             past_key_values=cache,
             use_cache=True,
+            input_ids=input_ids,
+            video=window.features,
         )
         prefix = PrefixCache(cache, input_ids.shape[1], int(next_position[0]))
         window.prefixes[prefix_text] = prefix

@@ -1,4 +1,4 @@
-"""SSR-2D / SSR-3D around transformers' Qwen2.5-VL (paper section 3.1).
+"""SSR-2D / SSR-3D around transformers' Qwen2.5-VL or Qwen3-VL (paper section 3.1).
 
 SSR-2D is the unmodified base model: ViT + merger give the visual tokens of a video.
 SSR-3D adds a spatial branch fed with the same frames:
@@ -14,6 +14,13 @@ with S = 2T frames, N = T*h*w patches (h, w = H/14, W/14: VGGT and the ViT share
 and D the LLM width. Visual and spatial tokens are placed in the prompt's video span in the
 layout chosen by `SSRConfig.insertion` with explicit M-RoPE positions (`position_ids.py`).
 
+Qwen3-VL (the second base family, detected from config.json's model_type) is wrapped the same
+way: its ViT uses 16-px patches, so VGGT gets each frame resized until its 14-px grid equals the
+ViT's grid (`processing_ssr.preprocess_frames`); MLP_3D is a fresh copy of its merger; the 3D
+branch adds to the ViT's last hidden state before merging, as above, while DeepStack's
+multi-level ViT features are added to the decoder at the visual tokens only (they stay 2D).
+Layout and positions: `position_ids.py`.
+
 Temporal fusion choice: Qwen's ViT embeds two consecutive frames as one temporal patch, so
 the VGGT tokens of those two frames are concatenated (not averaged) before MLP_trans; this
 keeps both frames' geometry and lets MLP_trans learn the mix, as the ViT's Conv3d does.
@@ -23,7 +30,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +39,28 @@ import torch
 from accelerate import init_empty_weights
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import (
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+)
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLPatchMerger
+from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLVisionPatchMerger
 from transformers.vision_utils import get_vision_window_index
 
-from ssr_core.model.configuration_ssr import SSR_CONFIG_NAME, SSRConfig, VisionGeometry, vision_geometry
+from ssr_core.model.configuration_ssr import (
+    DEFAULT_IMAGE_SIZE,
+    QWEN2_5_VL,
+    QWEN3_VL,
+    SSR_CONFIG_NAME,
+    BaseConfig,
+    SSRConfig,
+    VisionGeometry,
+    model_family,
+    vision_geometry,
+)
 from ssr_core.model.position_ids import (
     Grid,
     arrange_video_tokens,
@@ -48,6 +72,28 @@ from ssr_core.model.vggt import VGGTAggregator, VGGTConfig, load_vggt_aggregator
 
 SPATIAL_BRANCH_WEIGHTS = "ssr_3d_branch.safetensors"
 VGGTImages = Tensor | Sequence[Tensor]  # [V, S, 3, H, W], or per video [S_v, 3, H, W]
+BaseModel = Qwen2_5_VLForConditionalGeneration | Qwen3VLForConditionalGeneration
+BASE_CLASSES: dict[str, type[BaseModel]] = {
+    QWEN2_5_VL: Qwen2_5_VLForConditionalGeneration,
+    QWEN3_VL: Qwen3VLForConditionalGeneration,
+}
+CONFIG_CLASSES: dict[str, type[BaseConfig]] = {QWEN2_5_VL: Qwen2_5_VLConfig, QWEN3_VL: Qwen3VLConfig}
+
+
+@dataclass
+class VideoFeatures:
+    """What the LLM needs of the encoded videos.
+
+    embeds: [sum(video_token_count), D], videos concatenated, span order.
+    visual_mask: [sum(video_token_count)] bool, True on visual (ViT) tokens, False on spatial ones.
+    deepstack: Qwen3-VL's multi-level ViT features, one [num_visual_tokens, D] per level, added to
+        the first decoder layers' hidden states at the visual tokens only (they stay 2D); None for
+        Qwen2.5-VL.
+    """
+
+    embeds: Tensor
+    visual_mask: Tensor
+    deepstack: list[Tensor] | None = None
 
 
 def vggt_tokens_in_vit_order(
@@ -84,14 +130,18 @@ def vggt_tokens_in_vit_order(
 class SSRSpatialBranch(nn.Module):
     """MLP_trans (VGGT -> ViT width, eq. 2) and MLP_3D (merger-shaped projector, eq. 4)."""
 
-    def __init__(self, vggt_embed_dim: int, geometry: VisionGeometry) -> None:
+    def __init__(self, vggt_embed_dim: int, geometry: VisionGeometry, base_config: BaseConfig) -> None:
         super().__init__()
         in_dim = 2 * vggt_embed_dim * geometry.temporal_patch_size  # frame+global halves, tps frames
         hidden = geometry.hidden_size
         self.mlp_trans = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
-        self.mlp_3d = Qwen2_5_VLPatchMerger(
-            dim=geometry.out_hidden_size, context_dim=hidden, spatial_merge_size=geometry.merge_size
-        )
+        self.mlp_3d: nn.Module
+        if geometry.family == QWEN3_VL:  # a fresh copy of that family's merger (the one DeepStack does not use)
+            self.mlp_3d = Qwen3VLVisionPatchMerger(config=base_config.vision_config, use_postshuffle_norm=False)
+        else:
+            self.mlp_3d = Qwen2_5_VLPatchMerger(
+                dim=geometry.out_hidden_size, context_dim=hidden, spatial_merge_size=geometry.merge_size
+            )
 
     def forward(self, vit_hidden: Tensor, vggt_tokens: Tensor) -> Tensor:
         """vit_hidden [N, C_vit], vggt_tokens [N, in_dim] (same order) -> spatial tokens [N/m^2, D]."""
@@ -100,15 +150,16 @@ class SSRSpatialBranch(nn.Module):
 
 
 class SSRForConditionalGeneration(nn.Module):
-    """Qwen2.5-VL plus (for variant "3d") the VGGT spatial branch.
+    """Qwen2.5-VL or Qwen3-VL plus (for variant "3d") the VGGT spatial branch.
 
-    `base` is an unmodified `Qwen2_5_VLForConditionalGeneration`; `vggt` is any module with
+    `base` is an unmodified `Qwen2_5_VLForConditionalGeneration` or `Qwen3VLForConditionalGeneration`
+    (the family comes from its config's model_type); `vggt` is any module with
     `spatial_features(images [V,S,3,H,W], layer) -> [V, S, h*w, 2*C]` (frozen, not saved here).
     """
 
     def __init__(
         self,
-        base: Qwen2_5_VLForConditionalGeneration,
+        base: BaseModel,
         ssr_config: SSRConfig,
         vggt: VGGTAggregator | None = None,
     ) -> None:
@@ -116,14 +167,17 @@ class SSRForConditionalGeneration(nn.Module):
         self.base = base
         self.ssr_config = ssr_config
         self.geometry = vision_geometry(base.config)
+        self.family = self.geometry.family
+        if self.family == QWEN3_VL and ssr_config.insertion != "interleaved":
+            raise ValueError("SSR on Qwen3-VL supports insertion 'interleaved' only (see position_ids.py)")
         self.spatial_branch: SSRSpatialBranch | None = None
         if ssr_config.variant == "3d":
-            branch = SSRSpatialBranch(ssr_config.vggt_embed_dim, self.geometry)
+            branch = SSRSpatialBranch(ssr_config.vggt_embed_dim, self.geometry, base.config)
             self.spatial_branch = branch.to(device=base.device, dtype=base.dtype)
         self.vggt = vggt
 
     @property
-    def config(self) -> Qwen2_5_VLConfig:
+    def config(self) -> BaseConfig:
         return self.base.config
 
     @property
@@ -155,6 +209,12 @@ class SSRForConditionalGeneration(nn.Module):
 
         vggt_images: [V, S, 3, H, W] in [0, 1], or one [S_v, 3, H, W] per video (frame counts may differ).
         """
+        return self.encode_video_features(pixel_values_videos, video_grid_thw, vggt_images).embeds
+
+    def encode_video_features(
+        self, pixel_values_videos: Tensor, video_grid_thw: Tensor, vggt_images: VGGTImages | None = None
+    ) -> VideoFeatures:
+        """`encode_video` plus which tokens are visual and (Qwen3-VL) the DeepStack features."""
         visual_model = self.base.model.visual
         vit = visual_model(
             pixel_values_videos.to(device=self.device, dtype=visual_model.dtype), grid_thw=video_grid_thw
@@ -169,7 +229,18 @@ class SSRForConditionalGeneration(nn.Module):
                 self.spatial_tokens(vit.last_hidden_state, video_grid_thw, vggt_images).split(sizes)
             )
         layout = self.ssr_config.layout
-        return torch.cat([arrange_video_tokens(v, s, g, layout) for v, s, g in zip(visual, spatial, grids)])
+        embeds = torch.cat([arrange_video_tokens(v, s, g, layout) for v, s, g in zip(visual, spatial, grids)])
+        flags = [
+            arrange_video_tokens(
+                torch.ones(len(v), 1, dtype=torch.bool, device=v.device),
+                None if s is None else torch.zeros(len(s), 1, dtype=torch.bool, device=v.device),
+                g,
+                layout,
+            )
+            for v, s, g in zip(visual, spatial, grids)
+        ]
+        deepstack = getattr(vit, "deepstack_features", None)
+        return VideoFeatures(embeds, torch.cat(flags)[:, 0], list(deepstack) if deepstack else None)
 
     def spatial_tokens(
         self, vit_hidden: Tensor, video_grid_thw: Tensor, vggt_images: VGGTImages | None
@@ -188,10 +259,13 @@ class SSRForConditionalGeneration(nn.Module):
             features = list(self.vggt.spatial_features(torch.stack(videos), layer=layer))
         else:
             features = [self.vggt.spatial_features(v[None], layer=layer)[0] for v in videos]
-        window_index, _ = get_vision_window_index(
-            video_grid_thw, geo.merge_size, geo.window_size, geo.patch_size
-        )
-        window_index = window_index.to(self.device)
+        if self.family == QWEN3_VL:  # no window attention: the ViT keeps the processor's order
+            window_index = torch.arange(vit_hidden.shape[0] // geo.merge_size**2, device=self.device)
+        else:
+            window_index, _ = get_vision_window_index(
+                video_grid_thw, geo.merge_size, geo.window_size, geo.patch_size
+            )
+            window_index = window_index.to(self.device)
         aligned = vggt_tokens_in_vit_order(
             features, video_grid_thw, geo.temporal_patch_size, geo.merge_size, window_index
         )
@@ -215,14 +289,45 @@ class SSRForConditionalGeneration(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """M-RoPE positions [3, B, L] and next position [B] for prompts built for this model."""
         grids = [] if video_grid_thw is None else self.llm_grids(video_grid_thw)
+        qwen3 = self.family == QWEN3_VL
         return build_position_ids(
             input_ids,
             self.config.video_token_id,
             grids,
             self.ssr_config.layout,
-            temporal_stride(self.geometry, self.ssr_config.video_fps),
+            0.0 if qwen3 else temporal_stride(self.geometry, self.ssr_config.video_fps),
             attention_mask=attention_mask,
+            per_group=qwen3,
         )
+
+    def language_forward(
+        self,
+        inputs_embeds: Tensor,
+        position_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        input_ids: Tensor | None = None,
+        video: VideoFeatures | None = None,
+    ) -> Tensor:
+        """Decoder hidden states [B, L, D]. For Qwen3-VL with `video`, its DeepStack features are
+        added at the visual tokens of `input_ids` (never at spatial tokens), as the base model does."""
+        kwargs: dict[str, Any] = {}
+        if self.family == QWEN3_VL and video is not None and video.deepstack:
+            if input_ids is None:
+                raise ValueError("DeepStack needs input_ids to find the visual tokens")
+            video_positions = input_ids == self.config.video_token_id
+            visual_pos_masks = torch.zeros_like(video_positions)
+            visual_pos_masks[video_positions] = video.visual_mask.to(input_ids.device)
+            kwargs = {"visual_pos_masks": visual_pos_masks, "deepstack_visual_embeds": video.deepstack}
+        return self.base.model.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            **kwargs,
+        ).last_hidden_state
 
     def forward(
         self,
@@ -238,16 +343,27 @@ class SSRForConditionalGeneration(nn.Module):
         logits_to_keep: int = 0,
     ) -> CausalLMOutputWithPast:
         """Full forward (training / reference). Loss as the base: labels -100 are ignored, shift inside."""
-        video_embeds = None
+        video = None
         if pixel_values_videos is not None:
             if video_grid_thw is None:
                 raise ValueError("pixel_values_videos needs video_grid_thw")
-            video_embeds = self.encode_video(pixel_values_videos, video_grid_thw, vggt_images)
-        inputs_embeds = self.embed_inputs(input_ids, video_embeds)
+            video = self.encode_video_features(pixel_values_videos, video_grid_thw, vggt_images)
+        inputs_embeds = self.embed_inputs(input_ids, None if video is None else video.embeds)
         if position_ids is None:
             if past_key_values is not None and past_key_values.get_seq_length() > 0:
                 raise ValueError("pass position_ids explicitly when continuing from a cache")
             position_ids, _ = self.position_ids(input_ids, video_grid_thw, attention_mask)
+        if self.family == QWEN3_VL:  # DeepStack needs the visual-token mask: run the decoder ourselves
+            hidden = self.language_forward(
+                inputs_embeds, position_ids, attention_mask, past_key_values, use_cache, input_ids, video
+            )
+            logits = self.base.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden)
+            loss = None
+            if labels is not None:
+                loss = self.base.loss_function(
+                    logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size
+                )
+            return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=past_key_values)
         return self.base(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -296,17 +412,21 @@ class SSRForConditionalGeneration(nn.Module):
         the first, which broadcasts the weights shard by shard (see training/train.py).
         """
         path = Path(directory)
-        ssr_config = SSRConfig.load(path) if is_ssr_checkpoint(path) else SSRConfig(variant="2d", zero_shot=True)
+        family = checkpoint_family(path)
+        if is_ssr_checkpoint(path):
+            ssr_config = SSRConfig.load(path)
+        else:
+            ssr_config = SSRConfig(variant="2d", zero_shot=True, image_size=DEFAULT_IMAGE_SIZE[family])
         if not read_weights:
-            config = Qwen2_5_VLConfig.from_pretrained(path, local_files_only=True)
+            config = CONFIG_CLASSES[family].from_pretrained(path, local_files_only=True)
             with init_empty_weights(include_buffers=False):
-                empty = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+                empty = BASE_CLASSES[family]._from_config(config, dtype=dtype)
             vggt_module = _resolve_vggt(vggt, ssr_config, dtype, read_weights=False)
             return cls(empty, ssr_config, vggt_module if ssr_config.variant == "3d" else None)
-        loaded: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        loaded: Any = BASE_CLASSES[family].from_pretrained(
             path, local_files_only=True, dtype=dtype, output_loading_info=True
         )
-        base: Qwen2_5_VLForConditionalGeneration = loaded[0]
+        base: BaseModel = loaded[0]
         info: dict[str, Any] = loaded[1]
         # transformers only warns about missing keys and initialises them at random: refuse instead.
         problems = {kind: sorted(info[kind]) for kind in ("missing_keys", "unexpected_keys") if info[kind]}
@@ -314,7 +434,7 @@ class SSRForConditionalGeneration(nn.Module):
             details = "; ".join(
                 f"{kind.replace('_', ' ')}: {', '.join(keys[:10])}" for kind, keys in problems.items()
             )
-            raise ValueError(f"{path}: the weights do not match the Qwen2.5-VL config ({details})")
+            raise ValueError(f"{path}: the weights do not match the {family} config ({details})")
         vggt_module = _resolve_vggt(vggt, ssr_config, dtype) if ssr_config.variant == "3d" else None
         model = cls(base, ssr_config, vggt_module)
         if model.spatial_branch is not None:
@@ -355,6 +475,16 @@ class SSRForConditionalGeneration(nn.Module):
             zero_shot=False,  # built to be trained
         )
         return cls(two_d.base, ssr_config, _resolve_vggt(vggt, ssr_config, dtype, read_weights))
+
+
+def checkpoint_family(directory: str | os.PathLike[str]) -> str:
+    """The base family of a model folder, from its config.json's model_type."""
+    import json
+
+    config_file = Path(directory) / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{directory} has no config.json: not a Qwen2.5-VL / Qwen3-VL model folder")
+    return model_family(SimpleNamespace(model_type=json.loads(config_file.read_text()).get("model_type")))
 
 
 def is_ssr_checkpoint(directory: str | os.PathLike[str]) -> bool:
