@@ -79,3 +79,15 @@ def test_node_model_kind_base_loads_a_downloaded_folder(base_dir):
     assert model.reasoner.ask("How big is the room?", (), 1).zero_shot
     with pytest.raises(ValueError, match="needs model.checkpoint"):
         load_model({**values, "model.checkpoint": ""})
+
+
+def test_a_downloaded_qwen3_vl_folder_is_a_base_model_too(tmp_path):
+    from ssr_core.model.configuration_ssr import QWEN3_VL
+
+    folder = save_tiny_base_model(tmp_path, family=QWEN3_VL)
+    generator = SSRGenerator.from_checkpoint(folder, device="cpu", kind="base")
+    assert generator.zero_shot and generator.model.family == QWEN3_VL
+    generator.model.ssr_config.image_size = (64, 64)  # the tiny model; real Qwen3-VL folders use (384, 512)
+    reasoner = SceneReasoner(generator)
+    assert reasoner.perceive(FRAMES, window_id=1).zero_shot
+    assert reasoner.ask("How many chairs are in the room?", (), 1).zero_shot

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from test_training import samples_dir, scalars, tiny_config  # noqa: F401  (samples_dir: fixture)
 from transformers import Qwen3VLForConditionalGeneration
 
 from ssr_core.inference.generation import SSRGenerator
@@ -93,3 +94,28 @@ def test_shared_prefix_engine_matches_full_forwards_on_qwen3_vl():
                                video_grid_thw=video.video_grid_thw, vggt_images=video.vggt_images).logits
             out.append(int(logits[0, -1].argmax()))
         assert got == out
+
+
+@pytest.mark.slow
+def test_tiny_recipe_trains_ssr3d_on_qwen3_vl(samples_dir, tmp_path):  # noqa: F811
+    """Stage 1 (SSR-2D) then stage 2 (SSR-3D) of the tiny recipe on Qwen3-VL: the loss falls in both,
+    and the final SSR-3D folder loads back as a Qwen3-VL SSR-3D model."""
+    from training.config import config_from_dict
+    from training.train import train
+
+    runs = {}
+    for stage in (1, 2):
+        model = {"base": "tiny_qwen3_vl"} if stage == 1 else {"init_from": str(runs[1] / "final")}
+        lr = {"language": 1e-2, "merger": 1e-2, "vision": 1e-2} if stage == 1 else {"branch_3d": 1e-2, "merger": 1e-3, "language": 1e-3}
+        out = tmp_path / f"stage{stage}"
+        cfg = tiny_config(stage, out, samples_dir / "fixed8.jsonl", model={**model, "image_size": [64, 64]},
+                          optim={"lr": lr, "warmup_steps": 2},
+                          train={"max_steps": 12, "batch_size": 8, "grad_accum": 1},
+                          checkpoint={"every_steps": 1000}, log={"sample_ids": False})
+        result = train(config_from_dict(cfg))
+        losses = scalars(out, stage, "train/loss")
+        falls_to = 0.8 if stage == 1 else 0.99  # stage 2 starts from the overfit stage-1 model
+        assert len(losses) == 12 and sum(losses[-3:]) < falls_to * sum(losses[:3]), losses
+        runs[stage] = out
+    final = SSRForConditionalGeneration.from_pretrained(result.final_model)
+    assert final.family == QWEN3_VL and final.ssr_config.variant == "3d" and not final.ssr_config.zero_shot

@@ -32,8 +32,9 @@ class ConfigError(ValueError):
 class ModelSection:
     """Which model to build.
 
-    Stage 1 (SSR-2D): `base` is a local Qwen2.5-VL folder (no downloads) or "tiny" (random tiny
-    model from `ssr_core.model.tiny.build_tiny_ssr`).
+    Stage 1 (SSR-2D): `base` is a local Qwen2.5-VL or Qwen3-VL folder (no downloads; the family
+    comes from its config.json), or "tiny" / "tiny_qwen3_vl" (random tiny model of that family
+    from `ssr_core.model.tiny.build_tiny_ssr`).
     Stage 2 (SSR-3D): `init_from` is the stage-1 output model folder (`<output_dir>/final`), `vggt`
     the VGGT aggregator weights (or "tiny" for the random tiny aggregator that `init_from` was
     built for); the 3D branch (MLP_trans, MLP_3D) starts fresh.
@@ -149,7 +150,7 @@ class TrainConfig:
             raise ConfigError("output_dir is required")
         if self.stage == 1:
             if not m.base:
-                raise ConfigError("stage 1 needs model.base (a local Qwen2.5-VL folder or 'tiny')")
+                raise ConfigError("stage 1 needs model.base (a local Qwen2.5-VL / Qwen3-VL folder, 'tiny' or 'tiny_qwen3_vl')")
             if m.init_from or m.vggt:
                 raise ConfigError("stage 1 trains SSR-2D: model.init_from and model.vggt must be unset")
             if "branch_3d" in o.lr:
@@ -167,8 +168,8 @@ class TrainConfig:
             raise ConfigError(f"model.dtype must be one of {LOAD_DTYPES}, got {m.dtype!r}")
         if m.num_frames < 2 or m.num_frames % 2:
             raise ConfigError(f"model.num_frames must be even and >= 2, got {m.num_frames}")
-        if any(s <= 0 or s % 28 for s in m.image_size):
-            raise ConfigError(f"model.image_size must be positive multiples of 28, got {m.image_size}")
+        if any(s <= 0 or s % 28 and s % 32 for s in m.image_size):  # 2 x the patch: 14 px Qwen2.5-VL, 16 px Qwen3-VL
+            raise ConfigError(f"model.image_size must be positive multiples of 28 (32 for Qwen3-VL), got {m.image_size}")
         if not self.data.train:
             raise ConfigError("data.train (a JSONL file) is required")
         unknown = sorted(set(o.lr) - set(TRAINABLE_GROUPS))

@@ -37,6 +37,7 @@ from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
 from ssr_core.data.sample_format import read_training_samples
 from ssr_core.inference.devices import resolve_device
+from ssr_core.model.configuration_ssr import QWEN2_5_VL, QWEN3_VL
 from ssr_core.model.modeling_ssr import SPATIAL_BRANCH_WEIGHTS, SSRForConditionalGeneration
 from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
 from ssr_core.model.tiny import TINY_VGGT_CONFIG, build_tiny_ssr, build_tiny_tokenizer
@@ -50,6 +51,7 @@ from training.config import TRAINABLE_GROUPS, ModelSection, TrainConfig, config_
 from training.dataset import Collator, EpochBatchSampler, ResumedBatches, SampleDataset
 
 SIGTERM_TEST_HOOK = "SSR_TRAIN_SIGTERM_AT_STEP"
+TINY_BASES = {"tiny": QWEN2_5_VL, "tiny_qwen3_vl": QWEN3_VL}  # model.base names of the random tiny models
 FINAL_DIR = "final"
 TINY_VGGT_FILE = "tiny_vggt.safetensors"
 
@@ -58,6 +60,7 @@ GROUP_PREFIXES = (
     ("vggt.", "vggt"),
     ("spatial_branch.", "branch_3d"),
     ("base.model.visual.merger.", "merger"),
+    ("base.model.visual.deepstack_merger_list.", "merger"),  # Qwen3-VL's DeepStack projectors
     ("base.model.visual.", "vision"),
     ("base.model.language_model.", "language"),
     ("base.lm_head.", "language"),
@@ -124,8 +127,10 @@ def build_model(
     """(model in `dtype`, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
     read = reads_weights(accelerator)
     if stage == 1:
-        if cfg.base == "tiny":
-            model = build_tiny_ssr("2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed)
+        if cfg.base in TINY_BASES:
+            model = build_tiny_ssr(
+                "2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed, family=TINY_BASES[cfg.base]
+            )
             model.to(dtype)
             tokenizer = build_tiny_tokenizer()
         else:

@@ -31,8 +31,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -47,6 +47,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLPatchMerger
+from transformers.models.qwen3_vl.configuration_qwen3_vl import Qwen3VLVisionConfig
 from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLVisionPatchMerger
 from transformers.vision_utils import get_vision_window_index
 
@@ -59,6 +60,7 @@ from ssr_core.model.configuration_ssr import (
     SSRConfig,
     VisionGeometry,
     model_family,
+    text_config,
     vision_geometry,
 )
 from ssr_core.model.position_ids import (
@@ -137,7 +139,10 @@ class SSRSpatialBranch(nn.Module):
         self.mlp_trans = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.mlp_3d: nn.Module
         if geometry.family == QWEN3_VL:  # a fresh copy of that family's merger (the one DeepStack does not use)
-            self.mlp_3d = Qwen3VLVisionPatchMerger(config=base_config.vision_config, use_postshuffle_norm=False)
+            vision = base_config.vision_config
+            if not isinstance(vision, Qwen3VLVisionConfig):
+                raise TypeError("expected a Qwen3-VL vision config")
+            self.mlp_3d = Qwen3VLVisionPatchMerger(config=vision, use_postshuffle_norm=False)
         else:
             self.mlp_3d = Qwen2_5_VLPatchMerger(
                 dim=geometry.out_hidden_size, context_dim=hidden, spatial_merge_size=geometry.merge_size
@@ -361,7 +366,7 @@ class SSRForConditionalGeneration(nn.Module):
             loss = None
             if labels is not None:
                 loss = self.base.loss_function(
-                    logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size
+                    logits=logits, labels=labels, vocab_size=text_config(self.config).vocab_size
                 )
             return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=past_key_values)
         return self.base(

@@ -17,7 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers.utils.constants import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers.utils.constants import (
+    IMAGENET_STANDARD_MEAN,
+    IMAGENET_STANDARD_STD,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+)
 
 from ssr_core.language.prompts import Prompt
 from ssr_core.model.configuration_ssr import QWEN3_VL, BaseConfig, SSRConfig, VisionGeometry, vision_geometry

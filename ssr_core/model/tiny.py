@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+from transformers import (
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+)
 
 from ssr_core.model.configuration_ssr import QWEN2_5_VL, QWEN3_VL, SSRConfig
 from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
