@@ -93,7 +93,7 @@ def add_eval_run_command(subparsers: Any, make_generator: GeneratorFactory = loa
     parser.add_argument("--checkpoint", required=True,
                         help="model directory: an SSR checkpoint, or with --model-kind base a downloaded base model")
     parser.add_argument("--model-kind", default="ssr", choices=("ssr", "base"),
-                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL instruct folder, run zero-shot "
+                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL / Qwen3-VL instruct folder, run zero-shot "
                              "with the SSR-2D prompts (default %(default)s)")
     parser.add_argument("--data", required=True, help="QA JSONL (training samples or VSI-Bench-style rows)")
     parser.add_argument("--out", help="write predictions JSONL ({id, prediction} per line) here")
