@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from test_standin import make_annotation
 
-from ssr_core import evaluation
+from ssr_core.evaluation import evaluate as evaluation
 from ssr_core.prompts import vsibench_prompt
 from ssr_core.qa import generate_qa
 from ssr_core.reasoner import prompt_text

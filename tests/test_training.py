@@ -331,7 +331,7 @@ def test_sigterm_while_a_step_straddles_the_epoch_end(samples_dir, tmp_path, mon
 @pytest.mark.slow
 def test_two_stage_smoke(stage1_run, samples_dir, tmp_path):
     """Stage 2 from the stage-1 model (fresh 3D branch, frozen VGGT), checkpoint, resume, then evaluate."""
-    from ssr_core import evaluation
+    from ssr_core.evaluation import evaluate as evaluation
     from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
 
     out = tmp_path / "stage2"
