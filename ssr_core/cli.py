@@ -253,6 +253,13 @@ def add_eval_run_command(subparsers: Subparsers) -> None:
     build(subparsers)
 
 
+def add_vsibench_run_command(subparsers: Subparsers) -> None:
+    # Imported when the parser is built, keeping `import ssr_core.cli` light.
+    from ssr_core.commands.benchmark import add_vsibench_run_command as build
+
+    build(subparsers)
+
+
 def add_data_commands(subparsers: Subparsers) -> None:
     # Imported here: ssr_core.data.cli imports this module for `add_command`.
     from ssr_core.data.cli import add_data_commands as build
@@ -261,7 +268,7 @@ def add_data_commands(subparsers: Subparsers) -> None:
 
 
 # `ssr eval ...` subcommands.
-EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command]
+EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command, add_vsibench_run_command]
 
 
 def add_eval_commands(subparsers: Subparsers) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ssr_core.boxes import wrap_angle
-from ssr_core.parsers import GroundedObject
+from ssr_core.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES, GroundedObject
 
 # What a generator is asked: a user text, or chat messages (optional system context, then the user
 # question) exactly as a training sample stores them; the engine renders both with the chat
@@ -150,6 +150,22 @@ def vsibench_prompt(question: str, options: Sequence[str] | None = None) -> str:
     else:
         parts.append(VSIBENCH_NUMBER_POST_PROMPT)
     return "\n".join(parts)
+
+
+def vsibench_benchmark_prompt(question_type: str, question: str, options: Sequence[str] | None) -> str:
+    """The released VSI-Bench prompt, chosen by question type as the benchmark's own code does.
+
+    Numerical types: pre-prompt, question, number post-prompt. Multiple-choice types: pre-prompt,
+    question, `Options:` and one option per line, choice post-prompt. Raises `ValueError` for an
+    unknown type or a multiple-choice question without options.
+    """
+    if question_type in NUMERIC_QUESTION_TYPES:
+        return vsibench_prompt(question)
+    if question_type not in CHOICE_QUESTION_TYPES:
+        raise ValueError(f"unknown VSI-Bench question_type {question_type!r}")
+    if not options:
+        raise ValueError(f"{question_type} needs its options")
+    return vsibench_prompt(question, options)
 
 
 def format_options(texts: Sequence[str]) -> list[str]:

@@ -175,8 +175,12 @@ def score_predictions(
     predictions: Mapping[str, str],
     lenient: bool = False,
     failed_ids: Iterable[str] = (),
+    unrunnable_types: Iterable[str] = (),
 ) -> VSIBenchScoreReport:
     """Score raw predictions (id -> model text); ids in `failed_ids` score 0 and count as failed.
+
+    `unrunnable_types` holds one question type per row that never became a question (a
+    malformed benchmark row): each adds a failed 0 to its type, so the denominator keeps it.
 
     Raises `ValueError` when a question that did not fail has no prediction, and
     `ZeroGroundTruthError` for a question the released rules cannot score.
@@ -198,6 +202,9 @@ def score_predictions(
         if lenient:
             value, parsed = score_vsibench(q, predictions[q.id])
             relaxed.append((q.question_type, value, "ok" if parsed else "unparsed"))
+    for qtype in unrunnable_types:
+        official.append((qtype, 0.0, "failed"))
+        relaxed.append((qtype, 0.0, "failed"))
     return VSIBenchScoreReport(
         aggregate(OFFICIAL_SCORER, official), aggregate(LENIENT_SCORER, relaxed) if lenient else None
     )
