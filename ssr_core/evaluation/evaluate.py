@@ -7,8 +7,10 @@ Frame paths are relative to `--root` (default: the QA file's folder).
 
 Questions are grouped by window (their frame list), so each window is encoded once and all its
 questions are answered in one batched `generate` call on the shared prefix. Predictions are the
-raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later; the scores
-come from `ssr_core.metrics`. Bad input (missing checkpoint, malformed rows, missing frames)
+raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later. VSI-Bench
+questions are scored by the released benchmark's rules (`ssr_core.evaluation.vsibench`), with the
+lenient parser's row printed apart; grounding and LocalCogMap scores come from `ssr_core.metrics`.
+For the real benchmark (its released files and videos) use `ssr eval vsibench-run`. Bad input (missing checkpoint, malformed rows, missing frames)
 ends with one clear message and exit status 1 (as every `ssr` command), before any model is loaded
 when possible.
 """
@@ -29,14 +31,19 @@ import numpy as np
 
 from ssr_core.cli import CliError, read_jsonl
 from ssr_core.cogmap import GRID_SIZE
+from ssr_core.evaluation.vsibench import (
+    VSIBenchScoreReport,
+    VSIBenchScores,
+    check_official,
+    format_table,
+    score_predictions,
+)
 from ssr_core.metrics import (
     CogMapReport,
     GroundingReport,
     VSIBenchQuestion,
-    VSIBenchReport,
     evaluate_cogmap,
     evaluate_grounding,
-    evaluate_vsibench,
 )
 from ssr_core.parsers import GroundedObject
 from ssr_core.prompts import Prompt, vsibench_prompt
@@ -79,13 +86,14 @@ class EvalSample:
 class EvalReport:
     """Scores of one run (parts are None / empty when the data holds no such task)."""
 
-    vsibench: VSIBenchReport | None
+    vsibench: VSIBenchScores | None  # the released VSI-Bench rules (comparable with papers)
     cogmap: CogMapReport | None
     grounding: dict[str, GroundingReport]  # per question type, plus "all"
     num_samples: int
     num_windows: int
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)  # samples per task
+    vsibench_lenient: VSIBenchScores | None = None  # the project's lenient parser, shown apart
 
 
 # ---------------------------------------------------------------------------- reading
@@ -141,6 +149,7 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     ground_truth: Any
     if task == TASK_VSIBENCH:
         ground_truth = VSIBenchQuestion.from_json({**row, "id": sid})
+        check_official(ground_truth)
     elif task == TASK_COGMAP:
         ground_truth = _cell(truth, sid)
     else:
@@ -312,8 +321,10 @@ def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: f
     referrals = [s for s in ground if s.question_type != DETECT_ALL]
     if len({s.question_type for s in referrals}) > 1:
         grounding["referrals"] = grounding_report(referrals)
+    vsibench = score_predictions([s.ground_truth for s in vsi], predictions, lenient=True) if vsi else None
     return EvalReport(
-        vsibench=evaluate_vsibench([s.ground_truth for s in vsi], predictions) if vsi else None,
+        vsibench=vsibench.official if vsibench else None,
+        vsibench_lenient=vsibench.lenient if vsibench else None,
         cogmap=evaluate_cogmap([predictions[s.id] for s in cog], [s.ground_truth for s in cog]) if cog else None,
         grounding=grounding,
         num_samples=len(samples),
@@ -331,7 +342,8 @@ def format_report(report: EvalReport) -> str:
     ]
     if report.vsibench is not None:
         v = report.vsibench
-        lines += ["", "VSI-Bench", f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
+        lines += ["", "VSI-Bench (the released benchmark's scoring rules)",
+                  f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
         for qtype, value in v.per_question_type.items():
             lines.append(f"  {qtype:<30} {v.counts[qtype]:>5} {v.unparsed[qtype]:>8} {100 * value:>7.1f}")
         lines.append(f"  {'task':<30} {'':>5} {'':>8} {'score':>7}")
@@ -340,6 +352,7 @@ def format_report(report: EvalReport) -> str:
             lines.append(f"  {'overall (mean of tasks)':<30} {'':>5} {'':>8} {100 * v.overall:>7.1f}")
         if v.missing_tasks:
             lines.append(f"  not in the data (overall leaves them out): {', '.join(v.missing_tasks)}")
+        lines += ["", *(f"  {line}" for line in format_table(VSIBenchScoreReport(v, report.vsibench_lenient)).splitlines())]
     if report.grounding:
         lines += ["", "3D grounding (7-DoF)", f"  {'question type':<24} {'objects':>7} {'unparsed':>8} "
                   f"{'centre err m':>12} {'IoU':>6} {'Acc@.25':>7} {'Acc@.5':>7}"]
