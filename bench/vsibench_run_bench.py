@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 from safetensors.torch import save_file
 
-from ssr_core.engine import SSRGenerator
 from ssr_core.evaluation.benchmark import read_questions, read_video_frames, run_benchmark
-from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
-from ssr_core.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
+from ssr_core.inference.generation import SSRGenerator
+from ssr_core.language.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
+from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
 TYPES = sorted(NUMERIC_QUESTION_TYPES) + sorted(CHOICE_QUESTION_TYPES)
 

@@ -7,19 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from ssr_core.metrics import (
+from ssr_core.evaluation.metrics import (
     MRA_THRESHOLDS,
     VSIBENCH_TASKS,
     VSIBenchQuestion,
-    cell_error,
     evaluate_cogmap,
     evaluate_grounding,
     evaluate_vsibench,
     exact_match,
     mean_relative_accuracy,
 )
-from ssr_core.parsers import GroundedObject
-from ssr_core.prompts import format_grounding_answer
+from ssr_core.language.prompts import format_grounding_answer
+from ssr_core.scene.boxes import GroundedObject
+from ssr_core.scene.cogmap import cell_error
 
 # ---------------------------------------------------------------------------- MRA
 

@@ -11,17 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssr_core.parsers import (
+from ssr_core.language.parsers import (
     CHOICE_QUESTION_TYPES,
     NUMERIC_QUESTION_TYPES,
-    GroundedObject,
     Parsed,
     ParseFailure,
     parse_cell,
     parse_grounding,
     parse_vsibench,
 )
-from ssr_core.prompts import (
+from ssr_core.language.prompts import (
     COGMAP_SYSTEM_PROMPT,
     PROMPT_FORMAT_VERSION,
     cogmap_messages,
@@ -33,6 +32,7 @@ from ssr_core.prompts import (
     grounding_messages,
     vsibench_prompt,
 )
+from ssr_core.scene.boxes import GroundedObject
 
 FUZZ = settings(derandomize=True, deadline=None, max_examples=150)
 ALL_TYPES = sorted(NUMERIC_QUESTION_TYPES | CHOICE_QUESTION_TYPES)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ssr_core import cli
+from ssr_core.commands import main as cli
 from ssr_core.commands.benchmark import run_vsibench
 from ssr_core.evaluation.benchmark import (
     read_finished,
@@ -22,8 +22,8 @@ from ssr_core.evaluation.benchmark import (
     read_video_frames,
     uniform_frame_indices,
 )
-from ssr_core.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
-from ssr_core.prompts import vsibench_benchmark_prompt
+from ssr_core.language.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
+from ssr_core.language.prompts import vsibench_benchmark_prompt
 
 VIDEOS = ["scannet/scene0000_00", "scannet/scene0001_00", "arkitscenes/41069025", "scannetpp/0a5c013435"]
 TYPES = sorted(NUMERIC_QUESTION_TYPES) + sorted(CHOICE_QUESTION_TYPES)
@@ -189,8 +189,8 @@ def test_tiny_model_end_to_end_with_resume(bench: dict, tmp_path: Path, capsys) 
     """The real command path: checkpoint loading, SSRGenerator, interrupted run, resume, table."""
     from safetensors.torch import save_file
 
-    from ssr_core.engine import SSRGenerator
-    from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+    from ssr_core.inference.generation import SSRGenerator
+    from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
     checkpoint, vggt = tmp_path / "ckpt", tmp_path / "vggt.safetensors"
     model = build_tiny_ssr(variant="3d", num_frames=4, image_size=(56, 56))

@@ -12,6 +12,7 @@ import random
 import numpy as np
 import pytest
 
+from ssr_core.evaluation.metrics import VSIBenchQuestion
 from ssr_core.evaluation.vsibench import (
     OFFICIAL_MRA_THRESHOLDS,
     ZeroGroundTruthError,
@@ -20,7 +21,6 @@ from ssr_core.evaluation.vsibench import (
     official_mra,
     score_predictions,
 )
-from ssr_core.metrics import VSIBenchQuestion
 
 CHOICE = [
     "object_rel_direction_easy",

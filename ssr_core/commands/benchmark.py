@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ssr_core.cli import CliError
+from ssr_core.commands.common import CliError
+from ssr_core.commands.evaluate import load_checkpoint_generator
 from ssr_core.evaluation.benchmark import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_FRAMES,
@@ -28,9 +29,8 @@ from ssr_core.evaluation.benchmark import (
     score_benchmark,
     summary_lines,
 )
-from ssr_core.evaluation.evaluate import load_checkpoint_generator
 from ssr_core.evaluation.vsibench import format_details, format_table
-from ssr_core.reasoner import WindowGenerator
+from ssr_core.inference.reasoner import WindowGenerator
 
 GeneratorFactory = Callable[[argparse.Namespace], WindowGenerator]
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 3, 130

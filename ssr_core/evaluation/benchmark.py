@@ -11,7 +11,7 @@ Released layout (Hugging Face `nyu-visionx/VSI-Bench`):
 
 Each video is decoded once (32 frames sampled uniformly, first and last included), encoded once,
 and all its questions are answered in one batched `generate` call on the shared prefix with the
-released prompts (`ssr_core.prompts.vsibench_benchmark_prompt`) and the released answer budget
+released prompts (`ssr_core.language.prompts.vsibench_benchmark_prompt`) and the released answer budget
 of 16 new tokens. Predictions are appended to a JSONL file (`{"id", "question_type",
 "prediction"}`) as each video finishes, so a killed run resumes where it stopped: rows already in
 the file are not recomputed (a last line cut by the kill is dropped and redone).
@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from ssr_core.errors import InputError
+from ssr_core.evaluation.metrics import VSIBENCH_QUESTION_TYPES, VSIBenchQuestion
 from ssr_core.evaluation.vsibench import VSIBenchScoreReport, check_official, score_predictions
-from ssr_core.metrics import VSIBENCH_QUESTION_TYPES, VSIBenchQuestion
-from ssr_core.parsers import NUMERIC_QUESTION_TYPES
-from ssr_core.prompts import vsibench_benchmark_prompt
-from ssr_core.reasoner import WindowGenerator
+from ssr_core.inference.reasoner import WindowGenerator
+from ssr_core.language.parsers import NUMERIC_QUESTION_TYPES
+from ssr_core.language.prompts import vsibench_benchmark_prompt
 
 DEFAULT_NUM_FRAMES = 32  # the paper's evaluation setting
 DEFAULT_MAX_NEW_TOKENS = 16  # the released task's generation budget
@@ -47,11 +48,11 @@ VIDEO_SUFFIX = ".mp4"
 ROW_FIELDS = ("id", "dataset", "scene_name", "question_type", "question", "ground_truth")
 
 
-class BenchmarkInputError(ValueError):
+class BenchmarkInputError(InputError):
     """Input the user must fix before anything can run (the message names the file)."""
 
 
-class VideoReadError(ValueError):
+class VideoReadError(InputError):
     """A video that is missing or cannot be decoded; its questions score 0 and are reported."""
 
 

@@ -17,8 +17,8 @@ so the default ("official") score follows its rules exactly, quirks included:
 A numerical question whose ground truth is 0 cannot be scored by these rules (the released code
 divides by the ground truth and stops with ZeroDivisionError); it is rejected as bad input.
 
-The lenient column reads answers with `ssr_core.parsers.parse_vsibench` (option text, prose,
-units, number words) and the project's MRA (`ssr_core.metrics`). It is useful to see format drift
+The lenient column reads answers with `ssr_core.language.parsers.parse_vsibench` (option text, prose,
+units, number words) and the project's MRA (`ssr_core.evaluation.metrics`). It is useful to see format drift
 of a model in training, and it is never mixed into the official score.
 All scores are fractions in [0, 1] (papers print them x100).
 """
@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from ssr_core.metrics import (
+from ssr_core.evaluation.metrics import (
     REL_DIRECTION,
     VSIBENCH_TASKS,
     VSIBenchQuestion,
     score_vsibench,
     task_of,
 )
-from ssr_core.parsers import NUMERIC_QUESTION_TYPES, option_letters
+from ssr_core.language.parsers import NUMERIC_QUESTION_TYPES, option_letters
 
 # The released code's thresholds, built with its own expression: 10 points, not the 11 that
 # `(end - start) / interval + 2` suggests on paper.
