@@ -99,6 +99,9 @@ QUESTION_TEMPLATES: dict[str, str] = {
     ),
     "grounding_temporal": "Find the 3D bounding box of the {label} that appears {order} in the video.",
     "grounding_all_of_label": "Find the 3D bounding box of every {label} in the video.",
+    # Free-text referring expressions of public sets (ScanRefer, ReferIt3D, Multi3DRefer).
+    "grounding_description": "Find the 3D bounding box of the object described here: {description}",
+    "grounding_description_all": "Find the 3D bounding box of every object described here: {description}",
     "object_counting": "How many {label}(s) are in this room?",
     "object_abs_distance": (
         "Measuring from the closest point of each object, what is the direct distance between "
