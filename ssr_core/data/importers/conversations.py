@@ -71,14 +71,15 @@ def uniform_subset(paths: list[str], count: int) -> list[str]:
 
 
 def _media(row: dict[str, Any], media_root: Path, frames_per_window: int) -> list[str]:
+    paths: list[str]
     if isinstance(row.get("video"), str):
         paths = [row["video"]]
     else:
         images = row.get("images", row.get("image"))
-        paths = [images] if isinstance(images, str) else images
-        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+        listed = [images] if isinstance(images, str) else images
+        if not isinstance(listed, list) or not listed or not all(isinstance(p, str) and p for p in listed):
             raise ValueError("no media: needs 'video' (a path) or 'image' / 'images' (paths)")
-        paths = uniform_subset(paths, frames_per_window)
+        paths = uniform_subset(listed, frames_per_window)
     for p in paths:
         parts = PurePosixPath(p).parts
         if PurePosixPath(p).is_absolute() or ".." in parts:
