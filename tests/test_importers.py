@@ -235,3 +235,23 @@ def test_multi3drefer_and_referit3d(scenes: Path, tmp_path: Path) -> None:
     bad.write_text("scan_id,utterance\nscene0000_00,x\n")
     with pytest.raises(ReferringImportError, match="missing column"):
         import_referring(bad, "sr3d", scenes, tmp_path / "s")
+
+
+def test_import_commands(scenes: Path, media: Path, tmp_path: Path, capsys) -> None:
+    from ssr_core.commands import main as cli
+
+    annotations = tmp_path / "ScanRefer.json"
+    annotations.write_text(json.dumps(scanrefer_rows()))
+    argv = ["data", "import", "referring", "--format", "scanrefer", "--annotations", str(annotations),
+            "--scenes", str(scenes), "--out", str(tmp_path / "r"), "--frames", "2"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "row 4: object id 2" in out and "scanrefer:" in out
+    annotations.write_text("{not json")
+    assert cli.main(argv) == 1 and "cannot read" in capsys.readouterr().err
+    rows = tmp_path / "vica.json"
+    rows.write_text(json.dumps(conversation_rows()[:3]))
+    argv = ["data", "import", "conversations", "--annotations", str(rows), "--media", str(media),
+            "--source", "vica", "--out", str(tmp_path / "c")]
+    assert cli.main(argv) == 0 and "vica: 4 sample(s)" in capsys.readouterr().out
+    assert cli.main(argv[:-4] + ["--source", "bad name", "--out", str(tmp_path / "c2")]) == 1
