@@ -18,8 +18,8 @@ from ssr_core.evaluation.metrics import (
     mean_relative_accuracy,
 )
 from ssr_core.language.prompts import format_grounding_answer
-from ssr_core.scene.boxes import GroundedObject
 from ssr_core.scene.cogmap import cell_error
+from ssr_core.scene.objects import GroundedObject
 
 # ---------------------------------------------------------------------------- MRA
 

@@ -32,7 +32,7 @@ from ssr_core.language.prompts import (
     grounding_messages,
     vsibench_prompt,
 )
-from ssr_core.scene.boxes import GroundedObject
+from ssr_core.scene.objects import GroundedObject
 
 FUZZ = settings(derandomize=True, deadline=None, max_examples=150)
 ALL_TYPES = sorted(NUMERIC_QUESTION_TYPES | CHOICE_QUESTION_TYPES)

@@ -33,8 +33,8 @@ from ssr_core.language.prompts import (
     match_question,
     object_name,
 )
-from ssr_core.scene.boxes import GroundedObject
 from ssr_core.scene.cogmap import GRID_SIZE, MIN_ANCHOR_SEPARATION_M, encode_triplet
+from ssr_core.scene.objects import GroundedObject
 
 AnnotationSource = WindowAnnotation | Callable[[np.ndarray], WindowAnnotation]
 DEFAULT_OTHER_ANSWER = "unknown"  # the ground truth holds no answer to free questions

@@ -33,8 +33,9 @@ from ssr_core.language.prompts import (
     question_text,
     vsibench_prompt,
 )
-from ssr_core.scene.boxes import GroundedObject, rotation_z
+from ssr_core.scene.boxes import rotation_z
 from ssr_core.scene.cogmap import DegenerateAnchorsError
+from ssr_core.scene.objects import GroundedObject
 from ssr_core.scene.scene_graph import build_scene_graph
 
 T = TypeVar("T")

@@ -62,8 +62,8 @@ from ssr_core.language.prompts import (
     Prompt,
     vsibench_prompt,
 )
-from ssr_core.scene.boxes import GroundedObject
 from ssr_core.scene.cogmap import GRID_SIZE
+from ssr_core.scene.objects import GroundedObject
 
 DEFAULT_NUM_FRAMES = 32  # frames taken from a `video` folder or file (SSR's default window)
 

@@ -27,8 +27,9 @@ from ssr_core.language.parsers import (
     parse_grounding,
     parse_vsibench,
 )
-from ssr_core.scene.boxes import GroundedObject, center_distance, iou_3d
+from ssr_core.scene.boxes import center_distance, iou_3d
 from ssr_core.scene.cogmap import cell_error
+from ssr_core.scene.objects import GroundedObject
 
 # MRA confidence thresholds 0.50, 0.55, ..., 0.95, built from integers so that they are exact.
 MRA_THRESHOLDS: tuple[float, ...] = tuple((50 + 5 * k) / 100 for k in range(10))

@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ssr_core.data.annotations import instance_id
 from ssr_core.language.parsers import (
     ParseFailure,
     option_letters,
@@ -48,9 +47,9 @@ from ssr_core.language.prompts import (
     format_options,
     vsibench_prompt,
 )
-from ssr_core.scene.boxes import GroundedObject
 from ssr_core.scene.cogmap import LocalCogMap, cell_error
 from ssr_core.scene.layout import LayoutResult, recover_layout
+from ssr_core.scene.objects import GroundedObject, instance_id
 from ssr_core.scene.scene_graph import build_scene_graph
 
 log = logging.getLogger(__name__)

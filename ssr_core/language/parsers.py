@@ -19,8 +19,9 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ssr_core.scene.boxes import GroundedObject, wrap_angle
+from ssr_core.scene.boxes import wrap_angle
 from ssr_core.scene.cogmap import GRID_SIZE  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
+from ssr_core.scene.objects import GroundedObject
 
 T = TypeVar("T")
 

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ssr_core.language.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
-from ssr_core.scene.boxes import GroundedObject, wrap_angle
+from ssr_core.scene.boxes import wrap_angle
+from ssr_core.scene.objects import GroundedObject
 
 # What a generator is asked: a user text, or chat messages (optional system context, then the user
 # question) exactly as a training sample stores them; the engine renders both with the chat
 # template, video first.
 Prompt = str | Sequence[Mapping[str, str]]
 
-PROMPT_FORMAT_VERSION = "1"
+PROMPT_FORMAT_VERSION = "2"  # 2: adds the referring-expression families (grounding_description*)
 
 DECIMALS = 2  # every metric number in a grounding answer (metres, radians)
 MIN_SIZE = 10.0**-DECIMALS  # sizes never round down to a non-positive extent

@@ -10,8 +10,6 @@ give a 0-d array), like ``np.dot``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -19,14 +17,6 @@ from numpy.typing import ArrayLike
 _BEV_SIGNS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])  # (4, 2)
 # Pairs of boxes processed at once by the IoU kernels (bounds memory to ~20 MB).
 _IOU_CHUNK = 50_000
-
-
-@dataclass(frozen=True, eq=False)
-class GroundedObject:
-    """A labelled 7-DoF box: one object of a grounding answer, a detection or a ground truth."""
-
-    label: str
-    box: np.ndarray  # (7,) [x, y, z, l, w, h, yaw], yaw wrapped to (-pi, pi]
 
 
 def wrap_angle(angle: ArrayLike) -> np.ndarray:

@@ -29,10 +29,11 @@ import cv2
 import numpy as np
 from plyfile import PlyData
 
-from ssr_core.data.annotations import OrientedObject, Scene, instance_id
+from ssr_core.data.annotations import OrientedObject, Scene
 from ssr_core.data.geometry import floor_outline
 from ssr_core.data.scene_io import copy_frames, save_scene
 from ssr_core.data.visibility import projected_visibility, visibility_rule
+from ssr_core.scene.objects import instance_id
 
 NOT_OBJECTS = frozenset({"wall", "floor", "ceiling", "remove", "split"})
 

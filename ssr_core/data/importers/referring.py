@@ -34,7 +34,7 @@ from ssr_core.data.scene_io import load_scene
 from ssr_core.data.windows import sample_windows
 from ssr_core.errors import InputError
 from ssr_core.language.prompts import format_grounding_answer, grounding_messages, question_text
-from ssr_core.scene.boxes import GroundedObject
+from ssr_core.scene.objects import GroundedObject
 
 FORMATS = ("scanrefer", "multi3drefer", "nr3d", "sr3d")
 SCENES_LINK = "scenes"
