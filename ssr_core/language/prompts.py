@@ -31,6 +31,14 @@ from ssr_core.scene.objects import GroundedObject
 Prompt = str | Sequence[Mapping[str, str]]
 
 PROMPT_FORMAT_VERSION = "2"  # 2: adds the referring-expression families (grounding_description*)
+# Versions whose every text this version keeps unchanged (it only adds texts): a checkpoint trained
+# on one of them reads today's prompts exactly as it was trained, so loading it needs no warning.
+COMPATIBLE_PROMPT_FORMATS: dict[str, tuple[str, ...]] = {"2": ("1",)}
+
+
+def prompt_format_compatible(trained_on: str) -> bool:
+    """Whether a checkpoint trained on prompt format `trained_on` reads this code's prompts as trained."""
+    return trained_on == PROMPT_FORMAT_VERSION or trained_on in COMPATIBLE_PROMPT_FORMATS.get(PROMPT_FORMAT_VERSION, ())
 
 DECIMALS = 2  # every metric number in a grounding answer (metres, radians)
 MIN_SIZE = 10.0**-DECIMALS  # sizes never round down to a non-positive extent
