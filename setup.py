@@ -30,7 +30,7 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [
-            "ssr = ssr_core.cli:main",
+            "ssr = ssr_core.commands.main:main",
             "ssr_node = ssr_ros.ssr_node:main",
             "ssr_replay = ssr_ros.replay_node:main",
             "ssr_demo = ssr_ros.demo:main",

@@ -4,7 +4,7 @@ Kept as written: the seed loop walks all triplets in index order (O(N^3)) and st
 whose pairwise distances are all <= delta; the anchor pair is a naive arg-min over all in-graph
 pairs, recomputed at every step (O(N^3) overall). Where the paper is silent ("Pick u in V_out")
 u is the outside object nearest to the graph, found by a naive scan, as in
-`ssr_core.scene_graph`; anchor1 is the nearer anchor. The paper's bug is kept too: without a
+`ssr_core.scene.scene_graph`; anchor1 is the nearer anchor. The paper's bug is kept too: without a
 triplet within delta the graph stays empty (the paper would then take an arg-min over an empty
 set; this returns the empty list). Numpy evaluates each step's distances, so the constant is fair
 but the complexity is the paper's. Not for production use.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ssr_core.cogmap import LocalCogMap, encode_triplet
+from ssr_core.scene.cogmap import LocalCogMap, encode_triplet
 
 
 def alg1_literal(ids: Sequence[str], centers: ArrayLike, delta: float = 2.5) -> list[LocalCogMap]:

@@ -22,8 +22,14 @@ import numpy as np
 import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from ssr_core.devices import peak_memory_bytes, reset_peak_memory, resolve_device, resolve_dtype, synchronize
-from ssr_core.engine import EncodedWindow, Prompt, SSRGenerator
+from ssr_core.inference.devices import (
+    peak_memory_bytes,
+    reset_peak_memory,
+    resolve_device,
+    resolve_dtype,
+    synchronize,
+)
+from ssr_core.inference.generation import EncodedWindow, Prompt, SSRGenerator
 from ssr_core.model.configuration_ssr import SSRConfig
 from ssr_core.model.modeling_ssr import (
     SSRForConditionalGeneration,

@@ -63,7 +63,7 @@ def main() -> None:
     if args.large_shm:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
     sys.path.insert(0, str(REPO))
-    from ssr_core.data.synthesize import synthesize_scene
+    from ssr_core.data.synthetic.dataset import synthesize_scene
 
     synthesize_scene(work, "scene", seed=1, num_frames=16, width=160, height=120, bag=True)
     log = open(work / "ssr_node.log", "w")

@@ -17,8 +17,8 @@ import numpy as np
 
 from ssr_core.data.samples import BuildConfig, build_samples
 from ssr_core.data.scene_io import save_scene
-from ssr_core.data.synth import generate_room
-from ssr_core.data.synthesize import room_scene
+from ssr_core.data.synthetic.dataset import room_scene
+from ssr_core.data.synthetic.rooms import generate_room
 from ssr_core.data.visibility import projected_visibility
 
 

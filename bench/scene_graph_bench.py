@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.alg1_literal import alg1_literal  # noqa: E402
-from ssr_core.layout import align_similarity, recover_layout  # noqa: E402
-from ssr_core.scene_graph import build_scene_graph  # noqa: E402
+from ssr_core.scene.layout import align_similarity, recover_layout  # noqa: E402
+from ssr_core.scene.scene_graph import build_scene_graph  # noqa: E402
 
 BASELINE_LIMIT_S = 120.0
 

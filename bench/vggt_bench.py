@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssr_core.devices import (  # noqa: E402
+from ssr_core.inference.devices import (  # noqa: E402
     peak_memory_bytes,
     reset_peak_memory,
     resolve_device,

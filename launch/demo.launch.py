@@ -26,7 +26,7 @@ SHARE = get_package_share_directory("ssr_ros")
 def _graph(context):
     scene_dir = LaunchConfiguration("scene_dir").perform(context)
     if not scene_dir:
-        from ssr_core.data.synthesize import synthesize_scene
+        from ssr_core.data.synthetic.dataset import synthesize_scene
         from ssr_ros.demo import DEMO_FRAMES, DEMO_HEIGHT, DEMO_SEED, DEMO_WIDTH, demo_scene_id
 
         out = Path(LaunchConfiguration("out").perform(context)) / "data"

@@ -77,7 +77,7 @@ def render_scene(args) -> Path:
     if (scene_dir / "scene.json").exists() and (scene_dir / "recording").exists():
         print(f"[1/4] reusing synthetic scene {scene_dir}")
         return scene_dir
-    from ssr_core.data.synthesize import synthesize_scene
+    from ssr_core.data.synthetic.dataset import synthesize_scene
 
     print(f"[1/4] rendering a synthetic scene: {args.frames} frames {args.width}x{args.height}, seed {args.seed}")
     t0 = time.monotonic()
@@ -89,11 +89,11 @@ def render_scene(args) -> Path:
 def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
     """A VSI-Bench question for the window ~/ask will start (all frames, uniformly sampled) and its
     true answer; room size does not depend on which frames the window holds."""
+    from ssr_core.data.questions import generate_qa
     from ssr_core.data.scene_io import load_scene
     from ssr_core.data.windows import annotate_window
-    from ssr_core.qa import generate_qa
+    from ssr_ros.inputs.window_buffer import uniform_indices
     from ssr_ros.model_loading import QA_SEED
-    from ssr_ros.window_buffer import uniform_indices
 
     scene = load_scene(scene_dir)
     window = annotate_window(scene, uniform_indices(min(num_frames, scene.num_frames), WINDOW_FRAMES))
@@ -145,7 +145,7 @@ def run(args) -> int:
     from ssr_msgs.srv import AskSpatial
 
     from ssr_core.data import rosbag_io
-    from ssr_ros.bev_plot import write_bev_png
+    from ssr_ros.outputs.bev_plot import write_bev_png
     from ssr_ros.replay_node import ReplayNode
     from ssr_ros.ssr_node import SSRNode, executor_threads
 

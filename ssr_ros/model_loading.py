@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import Reader
 
+from ssr_core.data.annotations import WindowAnnotation
+from ssr_core.data.ground_truth import DEFAULT_OTHER_ANSWER, GroundTruthGenerator
+from ssr_core.data.questions import generate_qa
 from ssr_core.data.rosbag_io import IMAGE_TOPIC, TYPESTORE
 from ssr_core.data.scene_io import load_scene
 from ssr_core.data.windows import annotate_window
-from ssr_core.qa import generate_qa
-from ssr_core.reasoner import SceneReasoner
-from ssr_core.scene import WindowAnnotation
-from ssr_core.standin import DEFAULT_OTHER_ANSWER, GroundTruthGenerator
-from ssr_ros.ros_conversions import ns_from_stamp
+from ssr_core.inference.reasoner import SceneReasoner
+from ssr_ros.outputs.messages import ns_from_stamp
 
 QA_SEED = 0
 
@@ -46,7 +46,7 @@ class GroundTruthSource:
 
     Frames are identified by header stamp against the image stamps of `<scene_dir>/recording`, so
     the recording must be replayed with its original stamps (no loop). Free questions are answered
-    when they are one of the VSI-Bench questions `ssr_core.qa` generates for the asked window
+    when they are one of the VSI-Bench questions `ssr_core.data.questions` generates for the asked window
     (rng seed QA_SEED), so a demo can ask a question whose true answer it knows.
     """
 
@@ -93,11 +93,11 @@ def load_model(values: dict) -> LoadedModel:
         generator = GroundTruthGenerator(source, source.answer, latency_s=values["model.standin_latency"])
         return LoadedModel(SceneReasoner(generator, **reasoner_args),
                            f"ground-truth stand-in (scene {source.scene.scene_id})", "cpu", False, source)
-    from ssr_core.engine import SSRGenerator
+    from ssr_core.inference.generation import SSRGenerator
 
     dtype = None if values["model.dtype"] == "auto" else values["model.dtype"]
     if kind == "tiny_random":
-        from ssr_core.devices import resolve_device
+        from ssr_core.inference.devices import resolve_device
         from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
 
         device = resolve_device(values["model.device"])

@@ -21,7 +21,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 
-from ssr_ros.ros_conversions import ns_from_stamp, stamp_from_ns
+from ssr_ros.outputs.messages import ns_from_stamp, stamp_from_ns
 
 
 def message_class(msgtype: str):

@@ -33,13 +33,14 @@ from ssr_msgs.srv import AskSpatial
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
-from ssr_ros import params as P
-from ssr_ros.frame_ingest import FrameIngest
-from ssr_ros.image_conversion import ImageDecoder, Rejected, validate
+from ssr_ros import node_params as P
 from ssr_ros.inference_worker import InferenceWorker, QueueFull
-from ssr_ros.markers import window_markers
+from ssr_ros.inputs.frame_ingest import FrameIngest
+from ssr_ros.inputs.image_conversion import ImageDecoder, Rejected, validate
+from ssr_ros.inputs.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
 from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
-from ssr_ros.ros_conversions import (
+from ssr_ros.outputs.markers import window_markers
+from ssr_ros.outputs.messages import (
     detections_msg,
     fail_ask_response,
     fill_ask_response,
@@ -47,14 +48,13 @@ from ssr_ros.ros_conversions import (
     ns_from_stamp,
     scene_graph_msg,
 )
-from ssr_ros.tf_publishing import (
+from ssr_ros.outputs.tf_publishing import (
     PoseHistory,
     matrix_from_pose,
     place_canonical,
     pose_matrix_or_none,
     window_transforms,
 )
-from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
 
 try:  # robots: real tf2 (lookups and the standard broadcaster); PyPI ROS has neither
     import tf2_ros

@@ -44,7 +44,7 @@ def ros_env(domain: int) -> dict[str, str]:
 @functools.cache
 def synth_scene(frames: int = 48) -> Path:
     """One small synthetic scene with its rosbag2 recording, rendered once per test session."""
-    from ssr_core.data.synthesize import synthesize_scene
+    from ssr_core.data.synthetic.dataset import synthesize_scene
 
     root = Path(tempfile.mkdtemp(prefix="ssr_ros_test_"))
     atexit.register(shutil.rmtree, root, True)
@@ -204,7 +204,7 @@ def image_msg(width: int, height: int, encoding: str = "rgb8", stamp_ns: int = 0
     import numpy as np
     from sensor_msgs.msg import Image
 
-    from ssr_ros.ros_conversions import stamp_from_ns
+    from ssr_ros.outputs.messages import stamp_from_ns
 
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
     row = np.random.default_rng(seed).integers(0, 256, width * channels, dtype=np.uint8)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from ssr_core.boxes import (
+from ssr_core.scene.boxes import (
     bev_corners,
     bev_iou,
     box7_corners,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssr_core import cli
-from ssr_core.cogmap import decode_target
+from ssr_core.commands import main as cli
+from ssr_core.scene.cogmap import decode_target
 
 BOXES = {
     "objects": [
@@ -230,7 +230,7 @@ def test_console_script_exit_status_without_traceback(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "ssr_core.cli",
+            "ssr_core.commands.main",
             "eval",
             "vsibench",
             "--pred",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ssr_core.cogmap import (
+from ssr_core.scene.cogmap import (
     CogMapFormatError,
     DegenerateAnchorsError,
     LocalCogMap,

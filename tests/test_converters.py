@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssr_core.data.arkitscenes import ARKitScenesError, convert_arkitscenes, read_trajectory
-from ssr_core.data.scannet import ScanNetError, convert_scannet
+from ssr_core.data.converters.arkitscenes import ARKitScenesError, convert_arkitscenes, read_trajectory
+from ssr_core.data.converters.scannet import ScanNetError, convert_scannet
 from ssr_core.data.scene_io import load_scene
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from ssr_core import devices
+from ssr_core.inference import devices
 
 
 def test_cpu_and_dtype():

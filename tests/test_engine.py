@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ssr_core.engine import SSRGenerator, build_training_inputs, collate_training_inputs
+from ssr_core.inference.generation import SSRGenerator, build_training_inputs, collate_training_inputs
+from ssr_core.language.prompts import Prompt
 from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
-from ssr_core.prompts import Prompt
 
 SYSTEM = "You reason about a 10x10 cognitive map. Answer with a cell [col, row]."
 PROMPTS: list[Prompt] = [
@@ -165,11 +165,11 @@ def test_ssr2d_generator_and_prefill():
 
 def test_a_checkpoint_of_another_prompt_format_is_reported(tiny, caplog):
     model, tokenizer, _ = tiny
-    with caplog.at_level(logging.WARNING, logger="ssr_core.engine"):
+    with caplog.at_level(logging.WARNING, logger="ssr_core.inference.generation"):
         SSRGenerator(model, tokenizer)
     assert caplog.records == []
     stale = build_tiny_ssr(variant="2d", num_frames=4)
     stale.ssr_config = dataclasses.replace(stale.ssr_config, prompt_format_version="0")
-    with caplog.at_level(logging.WARNING, logger="ssr_core.engine"):
+    with caplog.at_level(logging.WARNING, logger="ssr_core.inference.generation"):
         SSRGenerator(stale, tokenizer)
     assert "prompt format '0'" in caplog.text

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 from test_standin import make_annotation
 
-from ssr_core import evaluation
-from ssr_core.prompts import vsibench_prompt
-from ssr_core.qa import generate_qa
-from ssr_core.reasoner import prompt_text
-from ssr_core.scene import WindowAnnotation
-from ssr_core.standin import GroundTruthGenerator
+from ssr_core.data.annotations import WindowAnnotation
+from ssr_core.data.ground_truth import GroundTruthGenerator
+from ssr_core.data.questions import generate_qa
+from ssr_core.evaluation import evaluate as evaluation
+from ssr_core.inference.reasoner import prompt_text
+from ssr_core.language.prompts import vsibench_prompt
 
 
 def _write_frames(folder: Path, value: int, count: int) -> list[str]:

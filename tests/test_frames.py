@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from ssr_core.boxes import wrap_angle
-from ssr_core.frames import CanonicalFrame, FrameError, VerticalOpticalAxisError
+from ssr_core.scene.boxes import wrap_angle
+from ssr_core.scene.canonical_frame import CanonicalFrame, FrameError, VerticalOpticalAxisError
 
 FAST = settings(derandomize=True, deadline=None, max_examples=60)
 unit = st.floats(-1.0, 1.0)

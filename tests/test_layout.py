@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssr_core.cogmap import LocalCogMap, cell_ratio, encode_triplet
-from ssr_core.layout import LayoutResult, align_similarity, recover_layout, solve_ratio_layout
-from ssr_core.scene_graph import build_scene_graph
+from ssr_core.scene.cogmap import LocalCogMap, cell_ratio, encode_triplet
+from ssr_core.scene.layout import LayoutResult, align_similarity, recover_layout, solve_ratio_layout
+from ssr_core.scene.scene_graph import build_scene_graph
 
 FAST = settings(derandomize=True, deadline=None, max_examples=30)
 HALF_DIAGONAL = math.sqrt(0.5)  # largest rounding error of a cell

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ssr_core.metrics import (
+from ssr_core.evaluation.metrics import (
     MRA_THRESHOLDS,
     VSIBENCH_TASKS,
     VSIBenchQuestion,
@@ -18,8 +18,8 @@ from ssr_core.metrics import (
     exact_match,
     mean_relative_accuracy,
 )
-from ssr_core.parsers import GroundedObject
-from ssr_core.prompts import format_grounding_answer
+from ssr_core.language.parsers import GroundedObject
+from ssr_core.language.prompts import format_grounding_answer
 
 # ---------------------------------------------------------------------------- MRA
 

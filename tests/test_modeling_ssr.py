@@ -9,7 +9,8 @@ from safetensors.torch import load_file, save_file
 from transformers import Qwen2_5_VLForConditionalGeneration
 from transformers.vision_utils import get_vision_position_ids, get_vision_window_index
 
-from ssr_core.engine import SSRInputBuilder
+from ssr_core.inference.generation import SSRInputBuilder
+from ssr_core.language.prompts import PROMPT_FORMAT_VERSION
 from ssr_core.model.configuration_ssr import SSRConfig
 from ssr_core.model.modeling_ssr import (
     SPATIAL_BRANCH_WEIGHTS,
@@ -24,7 +25,6 @@ from ssr_core.model.modeling_ssr import (
 )
 from ssr_core.model.position_ids import video_span_position_ids
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
-from ssr_core.prompts import PROMPT_FORMAT_VERSION
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

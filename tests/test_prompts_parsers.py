@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssr_core.parsers import (
+from ssr_core.language.parsers import (
     CHOICE_QUESTION_TYPES,
     NUMERIC_QUESTION_TYPES,
     GroundedObject,
@@ -21,7 +21,7 @@ from ssr_core.parsers import (
     parse_grounding,
     parse_vsibench,
 )
-from ssr_core.prompts import (
+from ssr_core.language.prompts import (
     COGMAP_SYSTEM_PROMPT,
     PROMPT_FORMAT_VERSION,
     cogmap_messages,

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from ssr_core.cogmap import decode_target
-from ssr_core.parsers import Parsed, parse_cell, parse_grounding, parse_vsibench
-from ssr_core.qa import (
+from ssr_core.data.annotations import SceneObject, WindowAnnotation
+from ssr_core.data.questions import (
     DETECT_ALL,
     GROUNDING_ALL_OF_LABEL,
     GROUNDING_DIRECTION,
@@ -29,8 +28,9 @@ from ssr_core.qa import (
     polygon_area,
     vsibench_items,
 )
-from ssr_core.scene import SceneObject, WindowAnnotation
-from ssr_core.scene_graph import build_scene_graph
+from ssr_core.language.parsers import Parsed, parse_cell, parse_grounding, parse_vsibench
+from ssr_core.scene.cogmap import decode_target
+from ssr_core.scene.scene_graph import build_scene_graph
 
 SQUARE = np.array([[-4.0, -5.0], [4.0, -5.0], [4.0, 5.0], [-4.0, 5.0]])
 

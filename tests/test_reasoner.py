@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from test_standin import FRAMES, make_annotation
 
-from ssr_core.prompts import detect_all_objects_prompt
-from ssr_core.reasoner import (
+from ssr_core.data.annotations import SceneObject, WindowAnnotation
+from ssr_core.data.ground_truth import GroundTruthGenerator
+from ssr_core.inference.reasoner import (
     DEFAULT_INCONSISTENCY_THRESHOLD,
     Prompt,
     SceneReasoner,
     assign_instance_ids,
     prompt_text,
 )
-from ssr_core.scene import SceneObject, WindowAnnotation
-from ssr_core.scene_graph import build_scene_graph
-from ssr_core.standin import GroundTruthGenerator
+from ssr_core.language.prompts import detect_all_objects_prompt
+from ssr_core.scene.scene_graph import build_scene_graph
 
 
 def _gt_graph(window):
@@ -321,7 +321,7 @@ def test_instance_ids_count_per_label_in_order_and_are_safe_tf_frame_names():
 @pytest.mark.slow  # importing torch + transformers dominates
 def test_tiny_random_ssr_model_runs_through_the_reasoner():
     pytest.importorskip("torch")
-    from ssr_core.engine import SSRGenerator
+    from ssr_core.inference.generation import SSRGenerator
     from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
 
     generator = SSRGenerator(build_tiny_ssr(num_frames=4), build_tiny_tokenizer())

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from ssr_core.boxes import box7_corners
-from ssr_core.data.categories import BY_LABEL
+from ssr_core.data.annotations import OrientedObject
 from ssr_core.data.geometry import project, ray_box_interval
-from ssr_core.data.render import render_frames
-from ssr_core.data.synth import SynthObject, SynthRoom, camera_pose, generate_room, intrinsics_for
-from ssr_core.data.synthesize import min_visible_pixels, room_scene
+from ssr_core.data.synthetic.categories import BY_LABEL
+from ssr_core.data.synthetic.dataset import min_visible_pixels, room_scene
+from ssr_core.data.synthetic.render import render_frames
+from ssr_core.data.synthetic.rooms import SynthObject, SynthRoom, camera_pose, generate_room, intrinsics_for
 from ssr_core.data.windows import sample_windows
-from ssr_core.frames import CanonicalFrame
-from ssr_core.scene import OrientedObject
+from ssr_core.scene.boxes import box7_corners
+from ssr_core.scene.canonical_frame import CanonicalFrame
 
 W, H = 160, 120
 

@@ -12,11 +12,11 @@ pytest.importorskip("ssr_msgs.msg", reason="needs the built ssr_msgs interface p
 from ssr_msgs.srv import AskSpatial  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
-from ssr_core.cogmap import LocalCogMap  # noqa: E402
-from ssr_core.frames import CanonicalFrame  # noqa: E402
-from ssr_core.reasoner import SpatialAnswer  # noqa: E402
-from ssr_ros.markers import window_markers  # noqa: E402
-from ssr_ros.ros_conversions import (  # noqa: E402
+from ssr_core.inference.reasoner import SpatialAnswer  # noqa: E402
+from ssr_core.scene.canonical_frame import CanonicalFrame  # noqa: E402
+from ssr_core.scene.cogmap import LocalCogMap  # noqa: E402
+from ssr_ros.outputs.markers import window_markers  # noqa: E402
+from ssr_ros.outputs.messages import (  # noqa: E402
     detections_msg,
     fail_ask_response,
     fill_ask_response,
@@ -24,7 +24,7 @@ from ssr_ros.ros_conversions import (  # noqa: E402
     ns_from_stamp,
     scene_graph_msg,
 )
-from ssr_ros.tf_publishing import (  # noqa: E402
+from ssr_ros.outputs.tf_publishing import (  # noqa: E402
     PoseHistory,
     matrix_from_pose,
     place_canonical,

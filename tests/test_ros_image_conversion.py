@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("sensor_msgs.msg", reason="needs the ROS 2 message packages (sensor_msgs)")
 from sensor_msgs.msg import Image  # noqa: E402
 
-from ssr_ros.image_conversion import ImageDecoder, Rejected, decode_numpy, target_size  # noqa: E402
+from ssr_ros.inputs.image_conversion import ImageDecoder, Rejected, decode_numpy, target_size  # noqa: E402
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)  # 2 rows, 3 columns
 

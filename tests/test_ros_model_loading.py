@@ -10,9 +10,9 @@ import pytest
 from ros_helpers import synth_scene
 
 from ssr_core.data.rosbag_io import START_NS
-from ssr_ros import params as P
+from ssr_ros import node_params as P
+from ssr_ros.inputs.window_buffer import uniform_indices
 from ssr_ros.model_loading import load_model, release_accelerator_memory
-from ssr_ros.window_buffer import uniform_indices
 
 
 def _values(**kw) -> dict:

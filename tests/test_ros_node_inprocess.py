@@ -20,8 +20,8 @@ from ssr_msgs.srv import AskSpatial  # noqa: E402
 
 from ssr_core.data.rosbag_io import START_NS  # noqa: E402
 from ssr_ros import ssr_node as ssr_node_module  # noqa: E402
+from ssr_ros.outputs.messages import stamp_from_ns  # noqa: E402
 from ssr_ros.replay_node import ReplayNode  # noqa: E402
-from ssr_ros.ros_conversions import stamp_from_ns  # noqa: E402
 from ssr_ros.ssr_node import SSRNode  # noqa: E402
 
 pytestmark = pytest.mark.ros

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssr_ros import params as P
+from ssr_ros import node_params as P
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
 

@@ -18,10 +18,10 @@ from ssr_msgs.srv import AskSpatial  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ssr_core.boxes import box7_from_oriented, rotation_z, wrap_angle  # noqa: E402
 from ssr_core.data.scene_io import load_scene  # noqa: E402
-from ssr_ros.ros_conversions import ns_from_stamp  # noqa: E402
-from ssr_ros.tf_publishing import matrix_from_pose  # noqa: E402
+from ssr_core.scene.boxes import box7_from_oriented, rotation_z, wrap_angle  # noqa: E402
+from ssr_ros.outputs.messages import ns_from_stamp  # noqa: E402
+from ssr_ros.outputs.tf_publishing import matrix_from_pose  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

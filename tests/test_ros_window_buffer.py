@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from ssr_ros.frame_ingest import FrameIngest
 from ssr_ros.inference_worker import InferenceWorker, QueueFull
-from ssr_ros.window_buffer import Frame, TooFewFrames, Window, WindowBuffer, uniform_indices
+from ssr_ros.inputs.frame_ingest import FrameIngest
+from ssr_ros.inputs.window_buffer import Frame, TooFewFrames, Window, WindowBuffer, uniform_indices
 
 
 def _until(predicate, what: str, timeout: float = 10.0) -> None:

@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 
+from ssr_core.data.annotations import Scene
 from ssr_core.data.rosbag_io import (
     CAMERA_FRAME,
     IMAGE_TOPIC,
@@ -16,8 +17,7 @@ from ssr_core.data.rosbag_io import (
     read_recording,
     write_recording,
 )
-from ssr_core.data.synth import camera_pose, intrinsics_for
-from ssr_core.scene import Scene
+from ssr_core.data.synthetic.rooms import camera_pose, intrinsics_for
 
 
 def _scene(root, n=3, h=12, w=16):

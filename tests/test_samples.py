@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ssr_core.data.annotations import WindowAnnotation
 from ssr_core.data.samples import BuildConfig, build_samples, mix_counts, parse_weights, split_scenes
 from ssr_core.data.scene_io import save_scene
-from ssr_core.data.synth import generate_room
-from ssr_core.data.synthesize import room_scene
+from ssr_core.data.synthetic.dataset import room_scene
+from ssr_core.data.synthetic.rooms import generate_room
 from ssr_core.data.visibility import projected_visibility
 from ssr_core.data.windows import window_frame_indices
-from ssr_core.scene import WindowAnnotation
 
 NUM_SCENES, FRAMES = 5, 20
 
@@ -108,8 +108,8 @@ def test_zero_weight_drops_a_task(scenes_dir, tmp_path):
 
 
 def test_cli_build_and_convert(scenes_dir, tmp_path, capsys):
-    from ssr_core.cli import main
-    from ssr_core.data.__main__ import main as data_main
+    from ssr_core.commands.main import main
+    from ssr_core.commands.main import main as ssr_main
 
     assert main(["data", "build", "--scenes", str(scenes_dir), "--out", str(tmp_path / "ds"), "--frames", "4",
                  "--windows-per-scene", "1", "--val-fraction", "0.2"]) == 0
@@ -118,5 +118,5 @@ def test_cli_build_and_convert(scenes_dir, tmp_path, capsys):
     assert main(["data", "build", "--scenes", str(tmp_path / "empty"), "--out", str(tmp_path / "y")]) == 1
     assert "error" in capsys.readouterr().err
     fixtures = Path(__file__).parent / "fixtures" / "arkitscenes"
-    assert data_main(["convert", "arkitscenes", "--root", str(fixtures), "--scene", "40753679", "--out", str(tmp_path)]) == 0
-    assert data_main(["convert", "scannet", "--root", str(fixtures), "--scene", "scene0000_00", "--out", str(tmp_path)]) == 1
+    assert ssr_main(["data", "convert", "arkitscenes", "--root", str(fixtures), "--scene", "40753679", "--out", str(tmp_path)]) == 0
+    assert ssr_main(["data", "convert", "scannet", "--root", str(fixtures), "--scene", "scene0000_00", "--out", str(tmp_path)]) == 1

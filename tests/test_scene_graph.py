@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssr_core.cogmap import DegenerateAnchorsError, LocalCogMap, encode_triplet
-from ssr_core.scene_graph import ANCHOR_CANDIDATES, build_scene_graph
+from ssr_core.scene.cogmap import DegenerateAnchorsError, LocalCogMap, encode_triplet
+from ssr_core.scene.scene_graph import ANCHOR_CANDIDATES, build_scene_graph
 
 FAST = settings(derandomize=True, deadline=None, max_examples=60)
 # Half-metre lattice points: exact distances, so plenty of exact ties and stacked objects.
@@ -148,7 +148,7 @@ def test_fewer_than_three_objects_give_no_triplets(n):
 def test_no_triplet_within_delta_still_seeds_with_the_most_compact(caplog):
     centers = np.array([[0.0, 0, 0], [10, 0, 0], [0, 12, 0], [30, 30, 0], [9, 9, 0]])
     ids = ["a_0", "b_0", "c_0", "d_0", "e_0"]
-    with caplog.at_level(logging.INFO, logger="ssr_core.scene_graph"):
+    with caplog.at_level(logging.INFO, logger="ssr_core.scene.scene_graph"):
         triplets = build_scene_graph(ids, centers, delta=2.5)
     assert "no triplet within delta" in caplog.text
     assert {triplets[0].anchor1, triplets[0].anchor2, triplets[0].target} == {"a_0", "b_0", "e_0"}

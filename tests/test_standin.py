@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from ssr_core.cogmap import decode_target, encode_triplet
-from ssr_core.parsers import ParseFailure, parse_cell, parse_grounding
-from ssr_core.prompts import cogmap_messages, detect_all_objects_prompt, object_name, vsibench_prompt
-from ssr_core.reasoner import assign_instance_ids
-from ssr_core.scene import SceneObject, WindowAnnotation
-from ssr_core.standin import DEFAULT_OTHER_ANSWER, GroundTruthGenerator
+from ssr_core.data.annotations import SceneObject, WindowAnnotation
+from ssr_core.data.ground_truth import DEFAULT_OTHER_ANSWER, GroundTruthGenerator
+from ssr_core.inference.reasoner import assign_instance_ids
+from ssr_core.language.parsers import ParseFailure, parse_cell, parse_grounding
+from ssr_core.language.prompts import cogmap_messages, detect_all_objects_prompt, object_name, vsibench_prompt
+from ssr_core.scene.cogmap import decode_target, encode_triplet
 
 LABELS = ("chair", "table", "lamp", "sofa", "chair", "plant", "chair", "table", "bin", "lamp")
 

@@ -5,12 +5,12 @@ import hashlib
 import numpy as np
 import pytest
 
-from ssr_core.data.categories import CATEGORIES
+from ssr_core.data.annotations import OrientedObject
 from ssr_core.data.geometry import boxes_overlap, points_in_polygon
 from ssr_core.data.scene_io import load_scene
-from ssr_core.data.synth import generate_room
-from ssr_core.data.synthesize import synthesize_scene
-from ssr_core.scene import OrientedObject
+from ssr_core.data.synthetic.categories import CATEGORIES
+from ssr_core.data.synthetic.dataset import synthesize_scene
+from ssr_core.data.synthetic.rooms import generate_room
 
 SEEDS = range(8)
 

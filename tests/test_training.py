@@ -2,7 +2,7 @@
 
 The slow tests train the tiny random SSR on a few synthetic scenes (data engine, 64x48 renders):
 an overfit check, a SIGTERM-interrupted run resumed to the same weights and sample order as an
-uninterrupted one, and a two-stage smoke run ending in `ssr_core.evaluation`.
+uninterrupted one, and a two-stage smoke run ending in `ssr_core.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def test_gradient_checkpointing_keeps_gradients(samples_dir, tmp_path):
     """model.gradient_checkpointing recomputes activations; the gradients stay the same."""
     from accelerate import Accelerator
 
-    from ssr_core.engine import SSRInputBuilder
+    from ssr_core.inference.generation import SSRInputBuilder
     from training.config import ModelSection
     from training.dataset import Collator, SampleDataset, read_samples
     from training.train import build_model
@@ -331,7 +331,7 @@ def test_sigterm_while_a_step_straddles_the_epoch_end(samples_dir, tmp_path, mon
 @pytest.mark.slow
 def test_two_stage_smoke(stage1_run, samples_dir, tmp_path):
     """Stage 2 from the stage-1 model (fresh 3D branch, frozen VGGT), checkpoint, resume, then evaluate."""
-    from ssr_core import evaluation
+    from ssr_core.evaluation import evaluate as evaluation
     from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
 
     out = tmp_path / "stage2"

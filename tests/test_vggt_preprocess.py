@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from shared_data import requires_shared, shared_path
 
-from ssr_core.model.vggt_preprocess import (
+from ssr_core.model.processing_vggt import (
     load_and_preprocess_images,
     preprocessed_size,
     resize_for_patch_grid,

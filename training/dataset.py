@@ -1,6 +1,6 @@
 """JSONL training samples -> model tensors, and the deterministic, resumable sample order.
 
-Tensors come from the model's own input builder (`ssr_core.engine.SSRInputBuilder`), so training
+Tensors come from the model's own input builder (`ssr_core.inference.generation.SSRInputBuilder`), so training
 sees exactly the prompt layout that inference uses and the loss covers only the answer tokens.
 
 The order is a seeded permutation per epoch (`EpochBatchSampler`): given (seed, epoch) it is a
@@ -20,7 +20,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ssr_core.engine import IGNORE_INDEX, collate_training_inputs
+from ssr_core.inference.generation import IGNORE_INDEX, collate_training_inputs
 
 REQUIRED_KEYS = ("id", "frames", "messages", "answer")
 
@@ -39,7 +39,7 @@ def make_tiny_dataset(
     families (VSI-Bench-style prompts are the shortest, which keeps tiny CPU runs fast).
     """
     from ssr_core.data.samples import TASKS, BuildConfig, build_samples
-    from ssr_core.data.synthesize import synthesize_dataset
+    from ssr_core.data.synthetic.dataset import synthesize_dataset
 
     out = Path(out_dir)
     synthesize_dataset(out / "scenes", num_scenes, seed=seed, num_frames=8, width=64, height=48, progress=False)
@@ -50,7 +50,7 @@ def make_tiny_dataset(
 
 
 class InputBuilder(Protocol):
-    """What the dataset needs from the model side (`ssr_core.engine.SSRInputBuilder` provides it)."""
+    """What the dataset needs from the model side (`ssr_core.inference.generation.SSRInputBuilder` provides it)."""
 
     def build_training_inputs(self, frames: np.ndarray, messages: Any, answer: str) -> dict[str, Tensor]: ...
 

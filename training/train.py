@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
-from ssr_core.devices import resolve_device
-from ssr_core.engine import IGNORE_INDEX, SSRInputBuilder
+from ssr_core.inference.devices import resolve_device
+from ssr_core.inference.generation import IGNORE_INDEX, SSRInputBuilder
 from ssr_core.model.modeling_ssr import (
     SPATIAL_BRANCH_WEIGHTS,
     TINY_VGGT_CONFIG,

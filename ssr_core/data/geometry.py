@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from ssr_core.scene import OrientedObject
+from ssr_core.data.annotations import OrientedObject
 
 # Unit-cube corner signs, x fastest: (-,-,-), (+,-,-), (-,+,-), ...
 _CORNER_SIGNS = np.array([[(i >> 0) & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=np.float64) * 2 - 1

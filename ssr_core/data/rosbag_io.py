@@ -19,7 +19,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from scipy.spatial.transform import Rotation
 
-from ssr_core.scene import Scene
+from ssr_core.data.annotations import Scene
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 IMAGE_TOPIC = "/camera/image_raw"

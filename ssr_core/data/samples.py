@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ssr_core import qa
+from ssr_core.data import questions as qa
+from ssr_core.data.annotations import Scene, WindowAnnotation
 from ssr_core.data.scene_io import find_scenes, load_scene
 from ssr_core.data.windows import sample_windows
-from ssr_core.scene import Scene, WindowAnnotation
 
 TASKS = (qa.TASK_COGMAP, qa.TASK_GROUNDING, qa.TASK_VSIBENCH)
 SPLITS = ("train", "val")

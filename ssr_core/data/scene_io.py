@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ssr_core.scene import OrientedObject, Scene
+from ssr_core.data.annotations import OrientedObject, Scene
 
 SCENE_FORMAT = "ssr-scene/1"
 SCENE_FILE = "scene.json"

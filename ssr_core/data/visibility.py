@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ssr_core.data.annotations import OrientedObject
 from ssr_core.data.geometry import box_sample_points, project
-from ssr_core.scene import OrientedObject
 
 MIN_POINTS = 3
 DEPTH_TOLERANCE = 0.1  # metres

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ssr_core.frames import CanonicalFrame, VerticalOpticalAxisError
-from ssr_core.scene import Scene, SceneObject, WindowAnnotation
+from ssr_core.data.annotations import Scene, SceneObject, WindowAnnotation
+from ssr_core.scene.canonical_frame import CanonicalFrame, VerticalOpticalAxisError
 
 
 def window_frame_indices(total: int, num_frames: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:

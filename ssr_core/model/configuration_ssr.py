@@ -19,7 +19,7 @@ INSERTIONS = ("interleaved", "sequential")
 
 
 def _prompt_format_version() -> str:
-    from ssr_core.prompts import PROMPT_FORMAT_VERSION
+    from ssr_core.language.prompts import PROMPT_FORMAT_VERSION
 
     return str(PROMPT_FORMAT_VERSION)
 

@@ -2,7 +2,7 @@
 
 VSI-Bench scores multiple-choice questions by exact match of the option letter and numerical
 questions by Mean Relative Accuracy (MRA); the overall score is the mean over its task types.
-Predictions are raw model texts read with `ssr_core.parsers`; an unparseable prediction scores
+Predictions are raw model texts read with `ssr_core.language.parsers`; an unparseable prediction scores
 0 and is counted, so format drift shows up in the report instead of silently vanishing.
 All scores are fractions in [0, 1] (the paper reports them x100).
 """
@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ssr_core.boxes import center_distance, iou_3d
-from ssr_core.parsers import (
+from ssr_core.language.parsers import (
     CHOICE_QUESTION_TYPES,
     NUMERIC_QUESTION_TYPES,
     GroundedObject,
@@ -29,6 +28,7 @@ from ssr_core.parsers import (
     parse_grounding,
     parse_vsibench,
 )
+from ssr_core.scene.boxes import center_distance, iou_3d
 
 # MRA confidence thresholds 0.50, 0.55, ..., 0.95, built from integers so that they are exact.
 MRA_THRESHOLDS: tuple[float, ...] = tuple((50 + 5 * k) / 100 for k in range(10))

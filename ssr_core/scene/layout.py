@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from scipy.sparse.linalg import lsqr
 
-from ssr_core.cogmap import LocalCogMap, cell_ratio
+from ssr_core.scene.cogmap import LocalCogMap, cell_ratio
 
 _DEGENERATE = 1e-12  # coefficients and anchor separations (relative) below this count as zero
 

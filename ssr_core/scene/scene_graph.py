@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 
-from ssr_core.cogmap import MIN_ANCHOR_SEPARATION_M, DegenerateAnchorsError, LocalCogMap, encode_triplet
+from ssr_core.scene.cogmap import MIN_ANCHOR_SEPARATION_M, DegenerateAnchorsError, LocalCogMap, encode_triplet
 
 logger = logging.getLogger(__name__)
 

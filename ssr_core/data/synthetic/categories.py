@@ -26,7 +26,7 @@ class Category:
     size_min: tuple[float, float, float]
     size_max: tuple[float, float, float]
     placement: str  # "wall": back against a wall; "free": anywhere on the floor; "on": on a host's top
-    shape: str  # composite used by the renderer (ssr_core.data.render)
+    shape: str  # composite used by the renderer (ssr_core.data.synthetic.render)
     colors: tuple[Color, ...]
     max_count: int = 3
     weight: float = 1.0

@@ -8,7 +8,7 @@ Frame paths are relative to `--root` (default: the QA file's folder).
 Questions are grouped by window (their frame list), so each window is encoded once and all its
 questions are answered in one batched `generate` call on the shared prefix. Predictions are the
 raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later; the scores
-come from `ssr_core.metrics`. Bad input (missing checkpoint, malformed rows, missing frames)
+come from `ssr_core.evaluation.metrics`. Bad input (missing checkpoint, malformed rows, missing frames)
 ends with one clear message and exit status 1 (as every `ssr` command), before any model is loaded
 when possible.
 """
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ssr_core.cli import CliError, read_jsonl
-from ssr_core.cogmap import GRID_SIZE
-from ssr_core.metrics import (
+from ssr_core.commands.main import CliError, read_jsonl
+from ssr_core.data.questions import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
+from ssr_core.evaluation.metrics import (
     CogMapReport,
     GroundingReport,
     VSIBenchQuestion,
@@ -38,10 +38,10 @@ from ssr_core.metrics import (
     evaluate_grounding,
     evaluate_vsibench,
 )
-from ssr_core.parsers import GroundedObject
-from ssr_core.prompts import Prompt, vsibench_prompt
-from ssr_core.qa import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
-from ssr_core.reasoner import WindowGenerator
+from ssr_core.inference.reasoner import WindowGenerator
+from ssr_core.language.parsers import GroundedObject
+from ssr_core.language.prompts import Prompt, vsibench_prompt
+from ssr_core.scene.cogmap import GRID_SIZE
 
 TASKS = (TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -290,7 +290,7 @@ def predict(
 
 
 def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: float = 0.0) -> EvalReport:
-    """Scores of every task present (metrics from `ssr_core.metrics`).
+    """Scores of every task present (metrics from `ssr_core.evaluation.metrics`).
 
     Grounding is reported per question type; detect-all pairs boxes per label, a referral
     question judges its box alone. "referrals" pools the referral types when there are several.
@@ -373,7 +373,7 @@ def load_checkpoint_generator(args: argparse.Namespace) -> WindowGenerator:
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
         raise EvalInputError(f"checkpoint {checkpoint} is not a directory")
-    from ssr_core.engine import SSRGenerator
+    from ssr_core.inference.generation import SSRGenerator
 
     try:
         return SSRGenerator.from_checkpoint(
@@ -435,7 +435,7 @@ def add_eval_run_command(subparsers: Any, make_generator: GeneratorFactory = loa
 
 
 def main(argv: Sequence[str] | None = None, make_generator: GeneratorFactory = load_checkpoint_generator) -> int:
-    """`python -m ssr_core.evaluation run ...` (the same command as `ssr eval run`)."""
+    """`python -m ssr_core.evaluation.evaluate run ...` (the same command as `ssr eval run`)."""
     parser = argparse.ArgumentParser(prog="ssr eval")
     add_eval_run_command(parser.add_subparsers(dest="command", required=True), make_generator)
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssr_core.boxes import bev_corners
+from ssr_core.scene.boxes import bev_corners
 
 
 def write_bev_png(detections, scene_graph, path: str | Path, title: str = "") -> Path:

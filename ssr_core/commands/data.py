@@ -1,7 +1,7 @@
 """`ssr data ...` subcommands: synth, convert scannet|arkitscenes, build.
 
 Wired into the `ssr` console script through `add_data_commands`; also runnable on its own as
-`python -m ssr_core.data ...`. Heavy imports (MuJoCo, plyfile) happen inside the handlers.
+`python -m ssr_core.commands data ...`. Heavy imports (MuJoCo, plyfile) happen inside the handlers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ssr_core.cli import CliError, Subparsers, add_command, add_group
+from ssr_core.commands.main import CliError, Subparsers, add_command, add_group
 
 
 def _positive(text: str) -> int:
@@ -21,7 +21,7 @@ def _positive(text: str) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ssr_core.data.synthesize import synthesize_dataset
+    from ssr_core.data.synthetic.dataset import synthesize_dataset
 
     if args.width < 16 or args.height < 16:
         raise CliError("--width and --height must be at least 16 pixels")
@@ -31,7 +31,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _convert_scannet(args: argparse.Namespace) -> int:
-    from ssr_core.data.scannet import ScanNetError, convert_scannet
+    from ssr_core.data.converters.scannet import ScanNetError, convert_scannet
 
     try:
         scene = convert_scannet(args.root, args.scene, args.out, args.frame_step, args.frames_dir)
@@ -42,7 +42,7 @@ def _convert_scannet(args: argparse.Namespace) -> int:
 
 
 def _convert_arkitscenes(args: argparse.Namespace) -> int:
-    from ssr_core.data.arkitscenes import ARKitScenesError, convert_arkitscenes
+    from ssr_core.data.converters.arkitscenes import ARKitScenesError, convert_arkitscenes
 
     try:
         scene = convert_arkitscenes(args.root, args.scene, args.out, args.frame_step, tuple(args.up))
@@ -74,7 +74,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Subparsers) -> None:
-    """Add synth, convert and build to `subparsers` (of `ssr data` or `python -m ssr_core.data`)."""
+    """Add synth, convert and build to `subparsers` (of `ssr data` or `python -m ssr_core.commands data`)."""
     p = add_command(subparsers, "synth", _synth, "generate procedural rooms rendered with MuJoCo")
     p.add_argument("--out", required=True, help="output directory (one sub-directory per scene)")
     p.add_argument("--scenes", type=_positive, default=1, help="number of scenes")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ssr_core.metrics import VSIBenchQuestion
+    from ssr_core.evaluation.metrics import VSIBenchQuestion
 
 Subparsers = Any  # argparse's private _SubParsersAction; only `add_parser` is used
 Handler = Callable[[argparse.Namespace], int]
@@ -126,9 +126,9 @@ def _scene_objects(path: str) -> tuple[list[str], np.ndarray]:
 
 def run_scene_graph(args: argparse.Namespace) -> int:
     """Print the LocalCogMap triplets of a set of boxes and the layout they recover."""
-    from ssr_core.cogmap import DegenerateAnchorsError
-    from ssr_core.layout import recover_layout
-    from ssr_core.scene_graph import build_scene_graph
+    from ssr_core.scene.cogmap import DegenerateAnchorsError
+    from ssr_core.scene.layout import recover_layout
+    from ssr_core.scene.scene_graph import build_scene_graph
 
     if not args.delta > 0:
         raise CliError(f"--delta must be positive, got {args.delta}")
@@ -166,7 +166,7 @@ def add_scene_graph_command(subparsers: Subparsers) -> None:
 
 
 def _vsibench_questions(path: str) -> list[VSIBenchQuestion]:
-    from ssr_core.metrics import VSIBenchQuestion
+    from ssr_core.evaluation.metrics import VSIBenchQuestion
 
     questions: list[VSIBenchQuestion] = []
     seen: set[str] = set()
@@ -211,7 +211,7 @@ def _predictions(path: str, known_ids: set[str], gt_path: str) -> dict[str, str]
 
 def run_eval_vsibench(args: argparse.Namespace) -> int:
     """Score raw model answers against VSI-Bench ground truth; print the report as JSON."""
-    from ssr_core.metrics import evaluate_vsibench
+    from ssr_core.evaluation.metrics import evaluate_vsibench
 
     questions = _vsibench_questions(args.gt)
     predictions = _predictions(args.pred, {q.id for q in questions}, args.gt)
@@ -239,15 +239,15 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
 
 
 def add_eval_run_command(subparsers: Subparsers) -> None:
-    # Imported when the parser is built, keeping `import ssr_core.cli` light.
-    from ssr_core.evaluation import add_eval_run_command as build
+    # Imported when the parser is built, keeping `import ssr_core.commands.main` light.
+    from ssr_core.evaluation.evaluate import add_eval_run_command as build
 
     build(subparsers)
 
 
 def add_data_commands(subparsers: Subparsers) -> None:
-    # Imported here: ssr_core.data.cli imports this module for `add_command`.
-    from ssr_core.data.cli import add_data_commands as build
+    # Imported here: ssr_core.commands.data imports this module for `add_command`.
+    from ssr_core.commands.data import add_data_commands as build
 
     build(subparsers)
 

@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 import numpy as np
 from scipy.optimize import lsq_linear
 
-from ssr_core.boxes import rotation_z
-from ssr_core.cogmap import DegenerateAnchorsError
-from ssr_core.parsers import GroundedObject
-from ssr_core.prompts import (
+from ssr_core.data.annotations import SceneObject, WindowAnnotation
+from ssr_core.language.parsers import GroundedObject
+from ssr_core.language.prompts import (
     cogmap_messages,
     detect_all_objects_prompt,
     format_cell_answer,
@@ -30,8 +29,9 @@ from ssr_core.prompts import (
     grounding_messages,
     vsibench_prompt,
 )
-from ssr_core.scene import SceneObject, WindowAnnotation
-from ssr_core.scene_graph import build_scene_graph
+from ssr_core.scene.boxes import rotation_z
+from ssr_core.scene.cogmap import DegenerateAnchorsError
+from ssr_core.scene.scene_graph import build_scene_graph
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Prompt texts and answer formats: the text contract between the model and the code.
 
-Training samples (`ssr_core.qa`) and inference (`ssr_core.reasoner`) build their prompts here
-and `ssr_core.parsers` reads the answers back, so a change to any text or format must bump
+Training samples (`ssr_core.data.questions`) and inference (`ssr_core.inference.reasoner`) build their prompts here
+and `ssr_core.language.parsers` reads the answers back, so a change to any text or format must bump
 `PROMPT_FORMAT_VERSION`: a checkpoint is only valid with the prompt version it was trained on.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ssr_core.boxes import wrap_angle
-from ssr_core.parsers import GroundedObject
+from ssr_core.language.parsers import GroundedObject
+from ssr_core.scene.boxes import wrap_angle
 
 # What a generator is asked: a user text, or chat messages (optional system context, then the user
 # question) exactly as a training sample stores them; the engine renders both with the chat

@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ssr_core.data.render import render_frames
+from ssr_core.data.annotations import Scene
 from ssr_core.data.rosbag_io import write_recording
 from ssr_core.data.scene_io import save_scene
-from ssr_core.data.synth import UP, SynthRoom, generate_room
-from ssr_core.scene import Scene
+from ssr_core.data.synthetic.render import render_frames
+from ssr_core.data.synthetic.rooms import UP, SynthRoom, generate_room
 
 PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 

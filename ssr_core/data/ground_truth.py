@@ -1,11 +1,11 @@
 """GroundTruthGenerator: a `WindowGenerator` that answers from a window's ground truth.
 
 It stands in for the SSR model (ROS node tests, the demo, evaluation tests) while exercising
-the real text path: it reads the real prompts (`ssr_core.prompts`) and answers in the real
+the real text path: it reads the real prompts (`ssr_core.language.prompts`) and answers in the real
 formats, so the reasoner's parsing, scene graph and layout run exactly as on model output.
 
 * detect-all prompt -> the visible objects as the grounding JSON list, in first-appearance
-  order (as `ssr_core.qa` writes the training answer);
+  order (as `ssr_core.data.questions` writes the training answer);
 * MultiQA prompt -> the true target cell for the anchor cells the prompt states;
 * anything else -> a configurable answer.
 
@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ssr_core.cogmap import GRID_SIZE, MIN_ANCHOR_SEPARATION_M, encode_triplet
-from ssr_core.parsers import GroundedObject
-from ssr_core.prompts import (
+from ssr_core.data.annotations import SceneObject, WindowAnnotation
+from ssr_core.inference.reasoner import assign_instance_ids, prompt_text
+from ssr_core.language.parsers import GroundedObject
+from ssr_core.language.prompts import (
     Prompt,
     cogmap_messages,
     detect_all_objects_prompt,
@@ -34,8 +35,7 @@ from ssr_core.prompts import (
     format_grounding_answer,
     object_name,
 )
-from ssr_core.reasoner import assign_instance_ids, prompt_text
-from ssr_core.scene import SceneObject, WindowAnnotation
+from ssr_core.scene.cogmap import GRID_SIZE, MIN_ANCHOR_SEPARATION_M, encode_triplet
 
 AnnotationSource = WindowAnnotation | Callable[[np.ndarray], WindowAnnotation]
 DEFAULT_OTHER_ANSWER = "unknown"  # the ground truth holds no answer to free questions

@@ -29,10 +29,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ssr_core.cogmap import LocalCogMap
-from ssr_core.layout import LayoutResult, recover_layout
-from ssr_core.metrics import cell_error
-from ssr_core.parsers import (
+from ssr_core.data.annotations import instance_id
+from ssr_core.evaluation.metrics import cell_error
+from ssr_core.language.parsers import (
     GroundedObject,
     ParseFailure,
     option_letters,
@@ -41,15 +40,16 @@ from ssr_core.parsers import (
     parse_grounding,
     parse_vsibench,
 )
-from ssr_core.prompts import (
+from ssr_core.language.prompts import (
     Prompt,
     cogmap_messages,
     detect_all_objects_prompt,
     format_options,
     vsibench_prompt,
 )
-from ssr_core.scene import instance_id
-from ssr_core.scene_graph import build_scene_graph
+from ssr_core.scene.cogmap import LocalCogMap
+from ssr_core.scene.layout import LayoutResult, recover_layout
+from ssr_core.scene.scene_graph import build_scene_graph
 
 log = logging.getLogger(__name__)
 

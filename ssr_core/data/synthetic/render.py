@@ -16,8 +16,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ssr_core.data.categories import BRIGHT, Color
-from ssr_core.data.synth import SynthRoom
+from ssr_core.data.synthetic.categories import BRIGHT, Color
+from ssr_core.data.synthetic.rooms import SynthRoom
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402  (MUJOCO_GL must be set before the import)

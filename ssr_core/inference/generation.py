@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 from transformers import AutoTokenizer, DynamicCache, Qwen2_5_VLConfig
 
-from ssr_core.devices import resolve_device, resolve_dtype
+from ssr_core.inference.devices import resolve_device, resolve_dtype
+from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
 from ssr_core.model.configuration_ssr import SSRConfig
 from ssr_core.model.modeling_ssr import (
     SSRForConditionalGeneration,
@@ -41,7 +42,6 @@ from ssr_core.model.modeling_ssr import (
     vision_geometry,
 )
 from ssr_core.model.position_ids import build_position_ids, video_token_count
-from ssr_core.prompts import PROMPT_FORMAT_VERSION, Prompt
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Parsers for model answers: strict first, then lenient, never raising.
 
-The model is trained on the exact formats written by `ssr_core.prompts`; a strict parse of
+The model is trained on the exact formats written by `ssr_core.language.prompts`; a strict parse of
 that format succeeds with `lenient=False`. Real generations drift (code fences, prose, single
 quotes, trailing commas), so a lenient pass recovers what it safely can and marks the result
 `lenient=True`; anything else becomes a `ParseFailure` carrying the reason, so callers can
@@ -19,8 +19,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ssr_core.boxes import wrap_angle
-from ssr_core.cogmap import GRID_SIZE  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
+from ssr_core.scene.boxes import wrap_angle
+from ssr_core.scene.cogmap import GRID_SIZE  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ssr_core.boxes import box7_from_oriented, box7_to_oriented
+from ssr_core.scene.boxes import box7_from_oriented, box7_to_oriented
 
 # An optical axis closer than this to vertical has no usable ground projection.
 MIN_AXIS_TILT_DEG = 1.0

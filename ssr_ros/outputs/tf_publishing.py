@@ -1,6 +1,6 @@
 """Where the canonical frame sits: camera pose sources, their fallback order, and TF messages.
 
-The canonical frame itself is defined by ssr_core.frames (first camera pose + up vector); this
+The canonical frame itself is defined by ssr_core.scene.canonical_frame (first camera pose + up vector); this
 module only finds the camera pose of a window's first frame and writes transforms. Fallback order:
 tf2 lookup (robots) -> camera_pose topic history -> level-camera assumption relative to the
 camera frame. The chosen source is returned by name so the node can report it.
@@ -17,8 +17,8 @@ import numpy as np
 from geometry_msgs.msg import Quaternion, Transform, TransformStamped, Vector3
 from scipy.spatial.transform import Rotation
 
-from ssr_core.frames import CanonicalFrame
-from ssr_ros.ros_conversions import stamp_from_ns
+from ssr_core.scene.canonical_frame import CanonicalFrame
+from ssr_ros.outputs.messages import stamp_from_ns
 
 # A level camera in OpenCV optical axes (x right, y down, z forward) has "up" along -y.
 LEVEL_CAMERA_UP = np.array([0.0, -1.0, 0.0])
@@ -106,7 +106,7 @@ def place_canonical(
     history: PoseHistory | None,
     max_age_s: float,
 ) -> CanonicalPlacement:
-    """Camera pose at `stamp_ns` by the fallback order, then the canonical frame from ssr_core.frames.
+    """Camera pose at `stamp_ns` by the fallback order, then the canonical frame from ssr_core.scene.canonical_frame.
 
     `tf_lookup(stamp_ns)` returns fixed_from_camera or None (absent tf2_ros, or no transform).
     """

@@ -2,7 +2,7 @@
 
 A `Scene` is what a dataset converter or the synthetic engine produces, in the dataset's own
 world frame. A `WindowAnnotation` is one sampled window of a scene expressed in that window's
-canonical frame (see `ssr_core.frames`), which is what the model is trained to emit.
+canonical frame (see `ssr_core.scene.canonical_frame`), which is what the model is trained to emit.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The `ssr` command line. It imports any part of the library; nothing in the library imports it."""

@@ -1,0 +1,1 @@
+"""Synthetic rooms: categories, room generator, MuJoCo renderer, dataset writer."""

@@ -1,0 +1,1 @@
+"""The text contract: versioned prompts and question templates, and the answer parsers."""

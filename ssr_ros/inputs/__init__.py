@@ -1,0 +1,1 @@
+"""What comes in: image conversion, frame ingest, the window buffer."""

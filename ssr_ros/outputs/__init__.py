@@ -1,0 +1,1 @@
+"""What goes out: messages, RViz markers, TF, bird's-eye plots."""
