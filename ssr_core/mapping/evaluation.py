@@ -5,7 +5,7 @@ furniture of the synthetic engine's categories, and a camera walking down both a
 engine's pace (0.5 m/s, 10 Hz) while looking around, so objects enter and leave view and some
 are seen in one window only. Small items standing on furniture and small bins/boxes are left
 out: with 0.15 m of centre noise per axis a 0.2 m vase has no meaningful 3-D IoU. The world is a
-`SynthRoom`, so `ssr_core.data.render.render_frames` can draw it for a model detector; the
+`SynthRoom`, so `ssr_core.data.synthetic.render.render_frames` can draw it for a model detector; the
 stand-in evaluation needs no rendering.
 
 Visibility: an object is visible in a frame when at least 3 of 27 points of its box project
@@ -32,14 +32,21 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import linear_sum_assignment
 
-from ssr_core.boxes import iou_3d
-from ssr_core.data.categories import BY_LABEL, Category
+from ssr_core.data.annotations import OrientedObject, Scene, WindowAnnotation, instance_id
 from ssr_core.data.geometry import box_sample_points, boxes_overlap, points_in_polygon
-from ssr_core.data.synth import FRAME_RATE_HZ, UP, SynthObject, SynthRoom, camera_pose, intrinsics_for
+from ssr_core.data.synthetic.categories import BY_LABEL, Category
+from ssr_core.data.synthetic.rooms import (
+    FRAME_RATE_HZ,
+    UP,
+    SynthObject,
+    SynthRoom,
+    camera_pose,
+    intrinsics_for,
+)
 from ssr_core.data.windows import annotate_window
-from ssr_core.frames import CanonicalFrame
 from ssr_core.mapping.object_map import MapConfig, ObjectMap, WindowDetections
-from ssr_core.scene import OrientedObject, Scene, WindowAnnotation, instance_id
+from ssr_core.scene.boxes import iou_3d
+from ssr_core.scene.canonical_frame import CanonicalFrame
 
 MATCH_IOU = 0.25  # a map object matches a ground-truth object of its label at this 3-D IoU
 VISIBLE_RANGE = 8.0  # m: farther objects count as not visible (a detector's range)
@@ -91,7 +98,7 @@ class WalkWindow:
 class Walk:
     """The world, its camera walk and its windows."""
 
-    room: SynthRoom  # renderable with ssr_core.data.render.render_frames
+    room: SynthRoom  # renderable with ssr_core.data.synthetic.render.render_frames
     scene: Scene  # world-frame ground truth with per-frame visibility
     windows: list[WalkWindow]
 
@@ -473,7 +480,7 @@ def plot_map(result: MapEvaluation, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Polygon
 
-    from ssr_core.boxes import bev_corners
+    from ssr_core.scene.boxes import bev_corners
 
     walk, object_map = result.walk, result.object_map
     fig, ax = plt.subplots(figsize=(8, 8), dpi=100)

@@ -18,7 +18,7 @@ canonical-to-fixed transform, a stamp and, when known, the window's cameras) is 
   share of its frames) but did not detect gets a miss, lowering its confidence; after `miss_limit`
   misses in a row it is removed. Objects of one label whose fused boxes come to overlap are
   merged into the older one (its id stays).
-* Ids: ``label_k`` (`ssr_core.scene.instance_id`), given at creation from a per-label counter that
+* Ids: ``label_k`` (`ssr_core.data.annotations.instance_id`), given at creation from a per-label counter that
   never goes back, never changed and never reused.
 * Memory: at most `max_objects`; beyond it the object to forget is a tentative one before any
   confirmed one, then the one seen longest ago, then the least confident, then the newest.
@@ -46,12 +46,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
-from ssr_core.boxes import bev_corners, convex_intersection_area, wrap_angle
-from ssr_core.cogmap import DegenerateAnchorsError, LocalCogMap
-from ssr_core.frames import CanonicalFrame
-from ssr_core.layout import LayoutResult, recover_layout
-from ssr_core.scene import instance_id
-from ssr_core.scene_graph import build_scene_graph
+from ssr_core.data.annotations import instance_id
+from ssr_core.scene.boxes import bev_corners, convex_intersection_area, wrap_angle
+from ssr_core.scene.canonical_frame import CanonicalFrame
+from ssr_core.scene.cogmap import DegenerateAnchorsError, LocalCogMap
+from ssr_core.scene.layout import LayoutResult, recover_layout
+from ssr_core.scene.scene_graph import build_scene_graph
 
 FORMAT_NAME = "ssr_object_map"
 FORMAT_VERSION = 1
