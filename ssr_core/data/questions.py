@@ -20,13 +20,21 @@ from scipy.optimize import lsq_linear
 from ssr_core.data.annotations import SceneObject, WindowAnnotation
 from ssr_core.language.parsers import GroundedObject
 from ssr_core.language.prompts import (
+    REL_DIRECTION_CHOICES,
+    abs_distance_question,
+    appearance_order_question,
     cogmap_messages,
+    counting_question,
     detect_all_objects_prompt,
     format_cell_answer,
     format_grounding_answer,
     format_number,
     format_options,
     grounding_messages,
+    rel_direction_question,
+    rel_distance_question,
+    room_size_question,
+    size_question,
     vsibench_prompt,
 )
 from ssr_core.scene.boxes import rotation_z
@@ -402,7 +410,7 @@ def _counting(
     return [
         _numeric_item(
             "object_counting",
-            f"How many {label}(s) are in this room?",
+            counting_question(label),
             len(groups[label]),
             0,
             [o.instance_id for o in groups[label]],
@@ -420,8 +428,7 @@ def _abs_distance(unique: Sequence[SceneObject], rng: np.random.Generator, confi
     return [
         _numeric_item(
             "object_abs_distance",
-            "Measuring from the closest point of each object, what is the direct distance between "
-            f"the {a.label} and the {b.label} (in meters)?",
+            abs_distance_question(a.label, b.label),
             distance,
             DISTANCE_DECIMALS,
             [a.instance_id, b.instance_id],
@@ -434,8 +441,7 @@ def _size(unique: Sequence[SceneObject], rng: np.random.Generator, config: QACon
     return [
         _numeric_item(
             "object_size_estimation",
-            "What is the length of the longest dimension (length, width, or height) of the "
-            f"{o.label}, measured in centimeters?",
+            size_question(o.label),
             float(np.max(o.box[3:6])) * 100.0,
             0,
             [o.instance_id],
@@ -451,11 +457,7 @@ def _room_size(window: WindowAnnotation) -> list[QAItem]:
     area = polygon_area(polygon)
     if round(area, ROOM_AREA_DECIMALS) <= 0:
         return []
-    question = (
-        "What is the size of this room (in square meters)? "
-        "If multiple rooms are shown, estimate the size of the combined space."
-    )
-    return [_numeric_item("room_size_estimation", question, area, ROOM_AREA_DECIMALS, [])]
+    return [_numeric_item("room_size_estimation", room_size_question(), area, ROOM_AREA_DECIMALS, [])]
 
 
 def _category_distance(
@@ -487,11 +489,7 @@ def _rel_distance(
             distance = {c: _category_distance(target, groups[c], cache) for c in choices}
             ranked = sorted(choices, key=distance.__getitem__)
             if distance[ranked[1]] - distance[ranked[0]] >= config.distance_margin:
-                question = (
-                    "Measuring from the closest point of each object, which of these objects "
-                    f"({', '.join(choices)}) is the closest to the {target.label}?\n"
-                    "If there are multiple instances of an object category, measure to the closest."
-                )
+                question = rel_distance_question(choices, target.label)
                 ids = [target.instance_id] + [o.instance_id for c in choices for o in groups[c]]
                 items.append(_choice_item("object_rel_distance", question, choices, ranked[0], rng, ids))
                 break
@@ -500,26 +498,21 @@ def _rel_distance(
     return items
 
 
-_REL_DIRECTION_LEVELS = {
-    "object_rel_direction_easy": (
-        _EASY,
-        "is the {c} to the left or the right of the {b}?",
-        ("left", "right"),
-    ),
-    "object_rel_direction_medium": (
-        _MEDIUM,
-        "is the {c} to my left, right, or back?\n"
-        "An object is to my back if I would have to turn at least 135 degrees in order to face it.",
-        ("left", "right", "back"),
-    ),
-    "object_rel_direction_hard": (
-        _HARD,
-        "is the {c} to my front-left, front-right, back-left, or back-right?\n"
-        "The directions refer to the quadrants of a Cartesian plane "
-        "(if I am standing at the origin and facing along the positive y-axis).",
-        ("front-left", "front-right", "back-left", "back-right"),
-    ),
+_REL_DIRECTION_SECTORS = {
+    "object_rel_direction_easy": _EASY,
+    "object_rel_direction_medium": _MEDIUM,
+    "object_rel_direction_hard": _HARD,
 }
+
+
+def relative_direction(
+    stand: np.ndarray, face: np.ndarray, target: np.ndarray, question_type: str, margin_deg: float = 0.0
+) -> str | None:
+    """VSI-Bench relative-direction answer for boxes (7,): where `target` is seen from `stand`
+    facing `face`, at the level `question_type` (a key of `REL_DIRECTION_CHOICES`); None when
+    within `margin_deg` of a sector boundary."""
+    boundaries, names = _REL_DIRECTION_SECTORS[question_type]
+    return _sector(bearing_deg(stand, face, target), boundaries, names, margin_deg)
 
 
 def _rel_direction(unique: Sequence[SceneObject], rng: np.random.Generator, config: QAConfig) -> list[QAItem]:
@@ -530,15 +523,13 @@ def _rel_direction(unique: Sequence[SceneObject], rng: np.random.Generator, conf
         if _xy_distance(a, b) >= config.min_separation and _xy_distance(a, c) >= config.min_separation
     ]
     items = []
-    for question_type, ((boundaries, names), tail, choices) in _REL_DIRECTION_LEVELS.items():
+    for question_type, choices in REL_DIRECTION_CHOICES.items():
         found = 0
         for a, b, c in _sample(triples, len(triples), rng):
-            sector = _sector(bearing_deg(a.box, b.box, c.box), boundaries, names, config.angle_margin_deg)
+            sector = relative_direction(a.box, b.box, c.box, question_type, config.angle_margin_deg)
             if sector is None:
                 continue
-            question = f"If I am standing by the {a.label} and facing the {b.label}, " + tail.format(
-                b=b.label, c=c.label
-            )
+            question = rel_direction_question(question_type, a.label, b.label, c.label)
             ids = [a.instance_id, b.instance_id, c.instance_id]
             items.append(_choice_item(question_type, question, choices, sector, rng, ids))
             found += 1
@@ -559,10 +550,7 @@ def _appearance_order(
         correct = ", ".join(sorted(combo, key=first.__getitem__))
         wrong = [", ".join(p) for p in itertools.permutations(combo) if ", ".join(p) != correct]
         choices = [correct] + _sample(wrong, 3, rng)
-        question = (
-            "What will be the first-time appearance order of the following categories in the video: "
-            f"{', '.join(shown)}?"
-        )
+        question = appearance_order_question(shown)
         ids = [o.instance_id for label in combo for o in groups[label]]
         items.append(_choice_item("obj_appearance_order", question, choices, correct, rng, ids))
     return items

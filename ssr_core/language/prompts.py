@@ -155,3 +155,84 @@ def vsibench_prompt(question: str, options: Sequence[str] | None = None) -> str:
 def format_options(texts: Sequence[str]) -> list[str]:
     """`["left", "right"]` -> `["A. left", "B. right"]` (VSI-Bench option strings)."""
     return [f"{chr(ord('A') + i)}. {text}" for i, text in enumerate(texts)]
+
+
+# ---------------------------------------------------------------------------- spatial questions
+# VSI-Bench's phrasings of the questions `ssr_core.data.questions` generates, shared with the object
+# map (`ssr_core.mapping.questions`), which recognises them in a user's question and answers them
+# from its geometry. The last two are the map's own (never shown to the model).
+
+REL_DIRECTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "object_rel_direction_easy": ("left", "right"),
+    "object_rel_direction_medium": ("left", "right", "back"),
+    "object_rel_direction_hard": ("front-left", "front-right", "back-left", "back-right"),
+}
+
+_REL_DIRECTION_TAILS = {
+    "object_rel_direction_easy": "is the {c} to the left or the right of the {b}?",
+    "object_rel_direction_medium": (
+        "is the {c} to my left, right, or back?\n"
+        "An object is to my back if I would have to turn at least 135 degrees in order to face it."
+    ),
+    "object_rel_direction_hard": (
+        "is the {c} to my front-left, front-right, back-left, or back-right?\n"
+        "The directions refer to the quadrants of a Cartesian plane "
+        "(if I am standing at the origin and facing along the positive y-axis)."
+    ),
+}
+
+
+def counting_question(label: str) -> str:
+    return f"How many {label}(s) are in this room?"
+
+
+def abs_distance_question(first: str, second: str) -> str:
+    return (
+        "Measuring from the closest point of each object, what is the direct distance between "
+        f"the {first} and the {second} (in meters)?"
+    )
+
+
+def size_question(name: str) -> str:
+    return (
+        "What is the length of the longest dimension (length, width, or height) of the "
+        f"{name}, measured in centimeters?"
+    )
+
+
+def room_size_question() -> str:
+    return (
+        "What is the size of this room (in square meters)? "
+        "If multiple rooms are shown, estimate the size of the combined space."
+    )
+
+
+def rel_distance_question(choices: Sequence[str], target: str) -> str:
+    return (
+        "Measuring from the closest point of each object, which of these objects "
+        f"({', '.join(choices)}) is the closest to the {target}?\n"
+        "If there are multiple instances of an object category, measure to the closest."
+    )
+
+
+def rel_direction_question(question_type: str, stand: str, face: str, target: str) -> str:
+    """`question_type` is a key of `REL_DIRECTION_CHOICES` (VSI-Bench's three levels)."""
+    tail = _REL_DIRECTION_TAILS[question_type].format(b=face, c=target)
+    return f"If I am standing by the {stand} and facing the {face}, " + tail
+
+
+def appearance_order_question(categories: Sequence[str]) -> str:
+    return (
+        "What will be the first-time appearance order of the following categories in the video: "
+        f"{', '.join(categories)}?"
+    )
+
+
+def nearest_object_question(label: str, landmark: str) -> str:
+    """Object map only: which instance of a label is nearest (closest points) to an object."""
+    return f"Which {label} is the nearest to the {landmark}?"
+
+
+def location_question(name: str) -> str:
+    """Object map only: an object's box in the fixed frame and when it was last seen."""
+    return f"Where is the {name}, and when was it last seen?"
