@@ -233,6 +233,11 @@ def nearest_object_question(label: str, landmark: str) -> str:
     return f"Which {label} is the nearest to the {landmark}?"
 
 
+def how_far_question(first: str, second: str) -> str:
+    """Object map only: the README's short form of the distance question (closest points)."""
+    return f"How far is the {first} from the {second} (in meters)?"
+
+
 def location_question(name: str) -> str:
     """Object map only: an object's box in the fixed frame and when it was last seen."""
     return f"Where is the {name}, and when was it last seen?"

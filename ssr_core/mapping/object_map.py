@@ -40,7 +40,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -52,6 +52,9 @@ from ssr_core.scene.canonical_frame import CanonicalFrame
 from ssr_core.scene.cogmap import DegenerateAnchorsError, LocalCogMap
 from ssr_core.scene.layout import LayoutResult, recover_layout
 from ssr_core.scene.scene_graph import build_scene_graph
+
+if TYPE_CHECKING:
+    from ssr_core.mapping.questions import MapAnswer
 
 FORMAT_NAME = "ssr_object_map"
 FORMAT_VERSION = 1
@@ -600,8 +603,9 @@ class ObjectMap:
             raise MapFileError(f"{path}: not a JSON map file (corrupt or truncated): {exc}") from exc
         self.load_json(document, str(path))
 
-    def ask(self, question: str, options: Sequence[str] = ()) -> Any:
-        """Answer a spatial question from the map's geometry (see `ssr_core.mapping.questions`)."""
+    def ask(self, question: str, options: Sequence[str] = ()) -> MapAnswer:
+        """Answer a spatial question from the map's geometry; never raises (see
+        `ssr_core.mapping.questions` and docs/MAP.md for the questions it recognises)."""
         from ssr_core.mapping.questions import answer_map_question
 
         return answer_map_question(self, question, options)
