@@ -207,7 +207,12 @@ def _placeable(obj: OrientedObject, placed: list[OrientedObject]) -> bool:
     pts = np.vstack([corners, obj.center[:2]])
     if min(_segment_distance(pts, PATH[i], PATH[i + 1]).min() for i in range(len(PATH) - 1)) < PATH_CLEARANCE:
         return False
-    return not any(boxes_overlap(obj, other) for other in placed)
+    radius = 0.5 * np.linalg.norm(obj.size)
+    return not any(
+        np.linalg.norm(obj.center - other.center) < radius + 0.5 * np.linalg.norm(other.size)
+        and boxes_overlap(obj, other)
+        for other in placed
+    )  # bounding spheres first: the exact test is slow
 
 
 def _furnish(rng: np.random.Generator) -> list[SynthObject]:

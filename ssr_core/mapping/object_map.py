@@ -252,6 +252,9 @@ class ObjectMap:
         self._tracks: dict[int, _Track] = {}  # key -> track, in creation order
         self._next_key = 0
         self._label_counts: dict[str, int] = {}  # id prefix -> next k
+        self._label_codes: dict[str, int] = {}  # label -> code (not saved)
+        # Cache of `_arrays`: tracks, boxes (M, 7), codes (M,), keys (M,), key -> row.
+        self._rows: tuple[list[_Track], np.ndarray, np.ndarray, np.ndarray, dict[int, int]] | None = None
         self._windows = 0
         self._version = 0  # bumped by every change; keys the scene-graph cache
         self._graph_cache: tuple[int, list[LocalCogMap], LayoutResult] | None = None
@@ -331,9 +334,10 @@ class ObjectMap:
         self._windows += 1
         self._version += 1
         keep = np.flatnonzero(scores >= cfg.min_score) if cfg.min_score > 0 else np.arange(len(labels))
-        tracks = list(self._tracks.values())
+        tracks, map_boxes, map_codes, _ = self._arrays()
         confirmed_before = {t.key for t in tracks if t.confirmed}
-        det_to_track = self._associate(boxes[keep], [labels[i] for i in keep], tracks)
+        det_codes = np.array([self._code(labels[i]) for i in keep], dtype=np.int64)
+        det_to_track = self._associate(boxes[keep], det_codes, map_boxes, map_codes)
         result = IntegrationResult(detection_ids=[""] * len(labels))
         touched: list[_Track] = []
         assigned: dict[int, _Track] = {}
@@ -348,8 +352,10 @@ class ObjectMap:
             if j >= 0:
                 track = tracks[j]
                 self._observe(track, aligned[int(det)], float(scores[det]), stamp, window_index)
+                self._row_changed(track)
             else:
                 track = self._new_track(boxes[det], labels[det], float(scores[det]), stamp, window_index)
+                self._row_added(track)
                 result.created.append(track.object_id)
             touched.append(track)
             assigned[int(det)] = track
@@ -363,7 +369,7 @@ class ObjectMap:
                     t.recent_misses += 1
                     result.missed.append(t.object_id)
                     if t.recent_misses >= cfg.miss_limit:
-                        del self._tracks[t.key]
+                        self._removed(t)
                         result.removed.append(t.object_id)
         for t in touched:
             t.confirmed = t.confirmed or t.observations >= cfg.confirm_windows
@@ -377,28 +383,30 @@ class ObjectMap:
         ]
         return result
 
-    def _associate(self, boxes: np.ndarray, labels: list[str], tracks: list[_Track]) -> list[int]:
-        """Track index per detection (-1: none), by one assignment over gated, same-label pairs."""
-        n, m = len(labels), len(tracks)
+    def _associate(
+        self, boxes: np.ndarray, det_codes: np.ndarray, map_boxes: np.ndarray, map_codes: np.ndarray
+    ) -> list[int]:
+        """Map row per detection (-1: none), by one assignment over gated, same-label pairs.
+
+        boxes (N, 7) and det_codes (N,) label codes of the detections; map_boxes (M, 7), map_codes (M,).
+        """
+        n, m = len(det_codes), len(map_codes)
         if n == 0 or m == 0:
             return [-1] * n
         cfg = self.config
-        map_boxes = np.stack([t.box for t in tracks])  # (M, 7)
-        codes: dict[str, int] = {}
-        det_codes = np.array([codes.setdefault(lab, len(codes)) for lab in labels])
-        map_codes = np.array([codes.get(t.label, -1) for t in tracks])
-        dist = np.linalg.norm(boxes[:, None, :3] - map_boxes[None, :, :3], axis=-1)  # (N, M)
-        reach = 0.5 * np.linalg.norm(boxes[:, None, 3:6], axis=-1) + 0.5 * np.linalg.norm(map_boxes[None, :, 3:6], axis=-1)
-        near = (det_codes[:, None] == map_codes[None, :]) & (dist <= np.maximum(reach, cfg.gate_distance))
-        cols = np.flatnonzero(near.any(axis=0))  # map objects some detection may pair with
-        if cols.size == 0:
+        region = _in_region(boxes, map_boxes, cfg.gate_distance)  # (R,) map rows near the window
+        dist = np.linalg.norm(boxes[:, None, :3] - map_boxes[None, region, :3], axis=-1)  # (N, R)
+        reach = _radius(boxes)[:, None] + _radius(map_boxes[region])[None, :]
+        near = (det_codes[:, None] == map_codes[None, region]) & (dist <= np.maximum(reach, cfg.gate_distance))
+        keep = np.flatnonzero(near.any(axis=0))  # map objects some detection may pair with
+        if keep.size == 0:
             return [-1] * n
+        cols, dist, near = region[keep], dist[:, keep], near[:, keep]
         iou = np.zeros((n, cols.size))
-        pi, pj = np.nonzero(near[:, cols])
+        pi, pj = np.nonzero(near)
         iou[pi, pj] = paired_iou_3d(boxes[pi], map_boxes[cols[pj]])
-        d = dist[:, cols]
-        ok = near[:, cols] & ((iou >= cfg.gate_iou) | (d <= cfg.gate_distance))
-        cost = np.where(ok, (1.0 - iou) + d / cfg.gate_distance, _INADMISSIBLE)
+        ok = near & ((iou >= cfg.gate_iou) | (dist <= cfg.gate_distance))
+        cost = np.where(ok, (1.0 - iou) + dist / cfg.gate_distance, _INADMISSIBLE)
         rows, picked = linear_sum_assignment(cost)
         out = [-1] * n
         for i, c in zip(rows, picked):
@@ -461,13 +469,15 @@ class ObjectMap:
         survivor: dict[int, _Track] = {}
         current = sorted({t.key: t for t in touched}.values(), key=lambda t: t.key)
         while current:
-            tracks, boxes, labels, keys = self._arrays()
+            tracks, all_boxes, all_codes, all_keys = self._arrays()
             own = np.stack([t.box for t in current])  # (T, 7)
-            same = (np.array([t.label for t in current], dtype=object)[:, None] == labels[None, :]) & (
+            region = _in_region(own, all_boxes, cfg.merge_distance)  # (R,) rows near the touched ones
+            boxes, codes, keys = all_boxes[region], all_codes[region], all_keys[region]
+            same = (np.array([self._code(t.label) for t in current])[:, None] == codes[None, :]) & (
                 np.array([t.key for t in current])[:, None] != keys[None, :]
             )
-            dist = np.linalg.norm(own[:, None, :3] - boxes[None, :, :3], axis=-1)  # (T, M)
-            reach = 0.5 * (np.linalg.norm(own[:, None, 3:6], axis=-1) + np.linalg.norm(boxes[None, :, 3:6], axis=-1))
+            dist = np.linalg.norm(own[:, None, :3] - boxes[None, :, :3], axis=-1)  # (T, R)
+            reach = _radius(own)[:, None] + _radius(boxes)[None, :]
             hit = same & (dist <= cfg.merge_distance)
             ti, mi = np.nonzero(same & ~hit & (dist <= reach))
             if ti.size:
@@ -475,7 +485,7 @@ class ObjectMap:
             if not hit.any():
                 break
             t_idx, m_idx = np.argwhere(hit)[0]  # row-major: first touched key, then first other key
-            a, b = current[int(t_idx)], tracks[int(m_idx)]
+            a, b = current[int(t_idx)], tracks[int(region[m_idx])]
             older, newer = (a, b) if a.key < b.key else (b, a)
             self._absorb(older, newer, window_index)
             result.merged.append((newer.object_id, older.object_id))
@@ -487,11 +497,39 @@ class ObjectMap:
         return survivor
 
     def _arrays(self) -> tuple[list[_Track], np.ndarray, np.ndarray, np.ndarray]:
-        """Tracks in key order with their fused boxes (M, 7), labels (M,) and keys (M,)."""
-        tracks = list(self._tracks.values())
-        boxes = np.stack([t.box for t in tracks]) if tracks else np.zeros((0, 7))
-        labels = np.array([t.label for t in tracks], dtype=object)
-        return tracks, boxes, labels, np.array([t.key for t in tracks], dtype=np.int64)
+        """Tracks in key order with their fused boxes (M, 7), label codes (M,) and keys (M,).
+
+        Cached between windows: observations update their row, new objects append one, and only
+        a removal (miss limit, merge, eviction, load) rebuilds the arrays.
+        """
+        if self._rows is None:
+            tracks = list(self._tracks.values())
+            boxes = np.stack([t.box for t in tracks]) if tracks else np.zeros((0, 7))
+            codes = np.array([self._code(t.label) for t in tracks], dtype=np.int64)
+            keys = np.array([t.key for t in tracks], dtype=np.int64)
+            self._rows = (tracks, boxes, codes, keys, {t.key: i for i, t in enumerate(tracks)})
+        return self._rows[:4]
+
+    def _row_changed(self, track: _Track) -> None:
+        if self._rows is not None:
+            self._rows[1][self._rows[4][track.key]] = track.box
+
+    def _row_added(self, track: _Track) -> None:
+        if self._rows is not None:
+            tracks, boxes, codes, keys, row_of = self._rows
+            row_of[track.key] = len(tracks)
+            self._rows = (
+                tracks + [track], np.vstack([boxes, track.box[None]]),
+                np.append(codes, self._code(track.label)), np.append(keys, track.key), row_of,
+            )  # fmt: skip
+
+    def _removed(self, track: _Track) -> None:
+        del self._tracks[track.key]
+        self._rows = None
+
+    def _code(self, label: str) -> int:
+        """Small integer per label, so label tests are integer comparisons."""
+        return self._label_codes.setdefault(label, len(self._label_codes))
 
     def _absorb(self, older: _Track, newer: _Track, window_index: int) -> None:
         """Fold `newer`'s observations into `older` (whose id and key stay) and drop `newer`."""
@@ -515,7 +553,7 @@ class ObjectMap:
         older.last_window = max(older.last_window, newer.last_window)
         older.confirmed = older.confirmed or newer.confirmed or older.observations >= self.config.confirm_windows
         older.refresh()
-        del self._tracks[newer.key]
+        self._removed(newer)
 
     def _evict(self) -> list[str]:
         excess = len(self._tracks) - self.config.max_objects
@@ -527,7 +565,7 @@ class ObjectMap:
             key=lambda t: (t.confirmed, t.last_seen, t.confidence, -t.key),
         )
         for t in victims:
-            del self._tracks[t.key]
+            self._removed(t)
         return [t.object_id for t in victims]
 
     def clear(self) -> None:
@@ -682,13 +720,42 @@ def _array(value: Any, name: str) -> np.ndarray:
     return a
 
 
+def _radius(boxes: np.ndarray) -> np.ndarray:
+    """(K, 7) -> (K,) radius of each box's bounding sphere: farther centres cannot overlap."""
+    return 0.5 * np.sqrt(np.sum(boxes[:, 3:6] ** 2, axis=1))
+
+
+def _in_region(boxes: np.ndarray, others: np.ndarray, gate: float) -> np.ndarray:
+    """Rows of `others` (M, 7) whose centre lies in the axis-aligned region of `boxes` (N, 7) widened
+    by every distance at which a pair could still pass a gate or overlap: an O(M) pre-filter."""
+    if len(others) == 0:
+        return np.zeros(0, dtype=np.intp)
+    margin = max(gate, float(_radius(boxes).max()) + float(_radius(others).max()))
+    lo, hi = boxes[:, :3].min(axis=0) - margin, boxes[:, :3].max(axis=0) + margin
+    centres = others[:, :3]
+    return np.flatnonzero(np.all((centres >= lo) & (centres <= hi), axis=1))
+
+
 def _expected_visible(
     centres: np.ndarray, poses: np.ndarray, intrinsics: np.ndarray, image_size: tuple[int, int], cfg: MapConfig
 ) -> np.ndarray:
     """(M,) bool: centre (M, 3) inside the shrunk image at a sane depth in enough of the frames."""
+    out = np.zeros(len(centres), dtype=bool)
+    # Only objects within range of the cameras' bounding sphere can be in view.
+    middle = poses[:, :3, 3].mean(axis=0)
+    spread = float(np.linalg.norm(poses[:, :3, 3] - middle, axis=1).max())
+    near = np.flatnonzero(np.linalg.norm(centres - middle, axis=1) <= cfg.view_max_range + spread)
+    if near.size:
+        out[near] = _in_view(centres[near], poses, intrinsics, image_size, cfg)
+    return out
+
+
+def _in_view(
+    centres: np.ndarray, poses: np.ndarray, intrinsics: np.ndarray, image_size: tuple[int, int], cfg: MapConfig
+) -> np.ndarray:
     height, width = image_size
     rel = centres[None, :, :] - poses[:, None, :3, 3]  # (F, M, 3)
-    cam = np.einsum("fmi,fij->fmj", rel, poses[:, :3, :3])  # (F, M, 3) camera coordinates
+    cam = rel @ poses[:, :3, :3]  # (F, M, 3) camera coordinates
     z = cam[..., 2]
     safe = np.where(z > 1e-9, z, 1.0)
     u = intrinsics[:, None, 0, 0] * cam[..., 0] / safe + intrinsics[:, None, 0, 2]
