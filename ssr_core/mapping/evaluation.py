@@ -247,7 +247,8 @@ def _furnish(rng: np.random.Generator) -> list[SynthObject]:
             placed.append(obj)
             chosen.append(cat)
             counts[cat.label] = counts.get(cat.label, 0) + 1
-    out, numbering = [], {}
+    out: list[SynthObject] = []
+    numbering: dict[str, int] = {}
     for obj, cat in zip(placed, chosen):
         k = numbering.get(cat.label, 0)
         numbering[cat.label] = k + 1
@@ -499,12 +500,13 @@ def plot_map(result: MapEvaluation, path: str | Path) -> Path:
     for lcm in object_map.scene_graph():
         for a, b in ((lcm.anchor1, lcm.target), (lcm.anchor2, lcm.target), (lcm.anchor1, lcm.anchor2)):
             ax.plot(*np.stack([centres[a], centres[b]]).T, color="tab:purple", linewidth=0.5, alpha=0.5)
-    for n, o in enumerate(object_map.objects(include_tentative=True)):
-        style = "-" if o.confirmed else "--"
-        color = cmap(n % 20) if o.confirmed else "0.3"
-        ax.add_patch(Polygon(bev_corners(o.box), closed=True, fill=False, edgecolor=color, linestyle=style, linewidth=1.2))
-        if o.confirmed:
-            ax.annotate(o.object_id, o.box[:2], fontsize=5, ha="center", va="center")
+    for n, fused in enumerate(object_map.objects(include_tentative=True)):
+        style = "-" if fused.confirmed else "--"
+        color = cmap(n % 20) if fused.confirmed else "0.3"
+        patch = Polygon(bev_corners(fused.box), closed=True, fill=False, edgecolor=color, linestyle=style, linewidth=1.2)
+        ax.add_patch(patch)
+        if fused.confirmed:
+            ax.annotate(fused.object_id, (float(fused.box[0]), float(fused.box[1])), fontsize=5, ha="center", va="center")
     xy = walk.scene.poses[:, :2, 3]
     ax.plot(xy[:, 0], xy[:, 1], color="tab:red", linewidth=1.0, label="camera")
     for w in walk.windows:

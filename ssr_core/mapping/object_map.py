@@ -375,9 +375,9 @@ class ObjectMap:
             t.confirmed = t.confirmed or t.observations >= cfg.confirm_windows
         survivor = self._merge_overlapping(touched, window_index, result)
         result.evicted = self._evict()
-        for det, track in assigned.items():
+        for row, track in assigned.items():
             kept = survivor.get(track.key, track)
-            result.detection_ids[det] = kept.object_id if kept.key in self._tracks else ""
+            result.detection_ids[row] = kept.object_id if kept.key in self._tracks else ""
         result.confirmed = [
             t.object_id for t in self._tracks.values() if t.confirmed and t.key not in confirmed_before
         ]

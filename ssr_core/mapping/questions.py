@@ -231,11 +231,9 @@ def _answer(
         if not group:
             raise _Refusal(f"no {slots['a']!r} other than the {slots['b']} in the map")
         distances = [closest_point_distance(landmark.box, o.box) for o in group]
-        best = int(np.argmin(distances))
-        return group[best].instance_id, float(format_number(distances[best], DISTANCE_DECIMALS)), (
-            group[best].instance_id,
-            landmark.instance_id,
-        )
+        k = int(np.argmin(distances))
+        rounded = float(format_number(distances[k], DISTANCE_DECIMALS))
+        return group[k].instance_id, rounded, (group[k].instance_id, landmark.instance_id)
     if question_type == LOCATION:
         a = _one(slots["a"], objects)
         found = object_map.get(a.instance_id)
