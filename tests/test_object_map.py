@@ -186,10 +186,10 @@ def test_fusion_of_equivalent_noisy_forms_recovers_the_box(yaw, ks, seed):
     truth = np.array([1.0, 2.0, 0.5, 1.2, 0.8, 1.0, yaw])
     m = ObjectMap()
     for i, k in enumerate(ks):
-        noisy = truth + np.array([*rng.normal(0, 0.02, 3), 0, 0, 0, rng.normal(0, 0.03)])
+        noisy = truth + np.array([*rng.normal(0, 0.005, 3), 0, 0, 0, rng.normal(0, 0.03)])
         m.integrate(window([equivalent_forms(noisy)[k]], ["desk"], float(i)))
     (o,) = m.objects(include_tentative=True)
-    assert float(iou_3d(o.box, truth)) > 0.85
+    assert float(iou_3d(o.box, truth)) > 0.9  # a wrong quarter turn would give about 0.5
 
 
 # ---------------------------------------------------------------------------- life cycle
@@ -309,6 +309,7 @@ def test_same_windows_give_the_same_map():
         dict(boxes=[box(0)], labels=["a"], scores=np.array([1.5])),
         dict(boxes=[box(0)], labels=["a"], transform=np.diag([1.0, 1.0, -1.0, 1.0])),
         dict(boxes=[box(0)], labels=["a"], stamp=math.inf),
+        dict(boxes=[box(0)], labels=["a"], transform=np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])),
         dict(boxes=[box(0)], labels=["a"], camera_to_fixed=np.eye(4)[None]),
         dict(boxes=[box(0)], labels=["a"], camera_to_fixed=np.eye(4)[None], intrinsics=np.eye(3), image_size=(0, 5)),
     ],

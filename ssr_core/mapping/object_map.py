@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ssr_core.mapping.questions import MapAnswer
 
 FORMAT_NAME = "ssr_object_map"
+MAX_UP_TILT_DEG = 10.0  # the canonical up axis (gravity) may lean this far from the fixed frame's +z
 FORMAT_VERSION = 1
 _INADMISSIBLE = 1e6  # assignment cost of a pair outside the gates
 
@@ -668,6 +669,12 @@ def _validated(
         frame = CanonicalFrame(np.asarray(window.fixed_from_canonical, dtype=np.float64))
     except (ValueError, TypeError) as exc:
         raise MapInputError(f"fixed_from_canonical: {exc}") from exc
+    tilt = math.degrees(math.acos(min(1.0, float(frame.world_from_canonical[2, 2]))))
+    if tilt > MAX_UP_TILT_DEG:
+        raise MapInputError(
+            f"fixed_from_canonical tilts the canonical up axis {tilt:.1f} deg from the fixed frame's +z "
+            f"(> {MAX_UP_TILT_DEG} deg): the fixed frame must be z-up (REP 103: map, odom)"
+        )
     boxes = _array(window.boxes, "boxes")
     if boxes.size == 0:
         boxes = boxes.reshape(0, 7)
