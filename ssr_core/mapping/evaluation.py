@@ -24,6 +24,7 @@ matched map objects beside the median error of the single-window detections matc
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,8 +377,6 @@ def evaluate_walk(
     `detector` defaults to `ground_truth_detector(noise, seed)`; `use_cameras=False` integrates
     without camera poses (no misses can be counted).
     """
-    import time
-
     config = config or MapConfig()
     walk = build_walk(seed, window_frames, stride)
     detect = detector or ground_truth_detector(noise, seed)
