@@ -8,20 +8,41 @@ import numpy as np
 import pytest
 
 from ssr_core.data.questions import closest_point_distance
-from ssr_core.language.prompts import (
-    VSIBENCH_NUMBER_POST_PROMPT,
-    VSIBENCH_PRE_PROMPT,
-    abs_distance_question,
-    counting_question,
-    how_far_question,
-    location_question,
-    nearest_object_question,
-    rel_direction_question,
-    rel_distance_question,
-    size_question,
-)
+from ssr_core.language.prompts import MAP_QUESTION_TEMPLATES, question_text, vsibench_question
 from ssr_core.mapping.object_map import MapConfig, ObjectMap, WindowDetections
 from ssr_core.mapping.questions import map_annotation, map_questions
+
+def counting_question(label):
+    return question_text("object_counting", label=label)
+
+
+def abs_distance_question(first, second):
+    return question_text("object_abs_distance", first=first, second=second)
+
+
+def how_far_question(first, second):
+    return MAP_QUESTION_TEMPLATES["map_how_far"].format(first=first, second=second)
+
+
+def size_question(label):
+    return question_text("object_size_estimation", label=label)
+
+
+def rel_distance_question(choices, target):
+    return question_text("object_rel_distance", choices=", ".join(choices), target=target)
+
+
+def rel_direction_question(question_type, stand, face, target):
+    return question_text(question_type, stand=stand, face=face, target=target)
+
+
+def nearest_object_question(label, landmark):
+    return MAP_QUESTION_TEMPLATES["map_nearest_object"].format(label=label, landmark=landmark)
+
+
+def location_question(label):
+    return MAP_QUESTION_TEMPLATES["map_location"].format(label=label)
+
 
 BOXES = np.array(
     [
@@ -133,9 +154,7 @@ def test_map_answers_agree_with_qa_generation_on_the_map(object_map):
     items = [i for i in map_questions(object_map, np.random.default_rng(0)) if i.question_type in supported]
     assert {i.question_type for i in items} >= {"object_counting", "object_abs_distance", "object_rel_direction_easy"}
     for item in items:
-        content = item.messages[-1]["content"].split("\nOptions:")[0]
-        question = content.removeprefix(VSIBENCH_PRE_PROMPT + "\n").removesuffix("\n" + VSIBENCH_NUMBER_POST_PROMPT)
-        a = object_map.ask(question, item.options or ())
+        a = object_map.ask(vsibench_question(item.messages[-1]["content"]), item.options or ())
         got = a.answer if item.options is None else a.value  # a number, or the option's letter
         assert a.success and got == item.answer, (question, a)
 

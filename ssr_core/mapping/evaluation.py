@@ -33,7 +33,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import linear_sum_assignment
 
-from ssr_core.data.annotations import OrientedObject, Scene, WindowAnnotation, instance_id
+from ssr_core.data.annotations import OrientedObject, Scene, WindowAnnotation
 from ssr_core.data.geometry import box_sample_points, boxes_overlap, points_in_polygon
 from ssr_core.data.synthetic.categories import BY_LABEL, Category
 from ssr_core.data.synthetic.rooms import (
@@ -48,6 +48,7 @@ from ssr_core.data.windows import annotate_window
 from ssr_core.mapping.object_map import MapConfig, ObjectMap, WindowDetections
 from ssr_core.scene.boxes import iou_3d
 from ssr_core.scene.canonical_frame import CanonicalFrame
+from ssr_core.scene.objects import instance_id
 
 MATCH_IOU = 0.25  # a map object matches a ground-truth object of its label at this 3-D IoU
 VISIBLE_RANGE = 8.0  # m: farther objects count as not visible (a detector's range)

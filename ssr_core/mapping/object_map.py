@@ -18,7 +18,7 @@ canonical-to-fixed transform, a stamp and, when known, the window's cameras) is 
   share of its frames) but did not detect gets a miss, lowering its confidence; after `miss_limit`
   misses in a row it is removed. Objects of one label whose fused boxes come to overlap are
   merged into the older one (its id stays).
-* Ids: ``label_k`` (`ssr_core.data.annotations.instance_id`), given at creation from a per-label counter that
+* Ids: ``label_k`` (`ssr_core.scene.objects.instance_id`), given at creation from a per-label counter that
   never goes back, never changed and never reused.
 * Memory: at most `max_objects`; beyond it the object to forget is a tentative one before any
   confirmed one, then the one seen longest ago, then the least confident, then the newest.
@@ -40,21 +40,21 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
-from ssr_core.data.annotations import instance_id
+from ssr_core.errors import InputError
+from ssr_core.mapping.map_object import MapObject
+from ssr_core.mapping.questions import MapAnswer, answer_map_question
 from ssr_core.scene.boxes import bev_corners, convex_intersection_area, wrap_angle
 from ssr_core.scene.canonical_frame import CanonicalFrame
 from ssr_core.scene.cogmap import DegenerateAnchorsError, LocalCogMap
 from ssr_core.scene.layout import LayoutResult, recover_layout
+from ssr_core.scene.objects import instance_id
 from ssr_core.scene.scene_graph import build_scene_graph
-
-if TYPE_CHECKING:
-    from ssr_core.mapping.questions import MapAnswer
 
 FORMAT_NAME = "ssr_object_map"
 MAX_UP_TILT_DEG = 10.0  # the canonical up axis (gravity) may lean this far from the fixed frame's +z
@@ -62,11 +62,15 @@ FORMAT_VERSION = 1
 _INADMISSIBLE = 1e6  # assignment cost of a pair outside the gates
 
 
-class MapInputError(ValueError):
+class MapConfigError(InputError):
+    """A `MapConfig` value is out of range."""
+
+
+class MapInputError(InputError):
     """A window given to `ObjectMap.integrate` is malformed; the map is left unchanged."""
 
 
-class MapFileError(ValueError):
+class MapFileError(InputError):
     """A map file is unreadable, corrupt or from a newer format version; the map is left unchanged."""
 
 
@@ -91,7 +95,7 @@ class MapConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"MapConfig.{f.name} must be a finite number, got {value!r}")
+                raise MapConfigError(f"MapConfig.{f.name} must be a finite number, got {value!r}")
         checks = [
             (0.0 <= self.gate_iou <= 1.0, "gate_iou must be in [0, 1]"),
             (self.gate_distance > 0, "gate_distance must be positive"),
@@ -107,7 +111,7 @@ class MapConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"MapConfig: {message}")
+                raise MapConfigError(f"MapConfig: {message}")
 
 
 @dataclass(frozen=True)
@@ -127,21 +131,6 @@ class WindowDetections:
     camera_to_fixed: ArrayLike | None = None  # (F, 4, 4) camera poses, OpenCV axes (x right, y down, z forward)
     intrinsics: ArrayLike | None = None  # (F, 3, 3) or one (3, 3) for all frames
     image_size: tuple[int, int] | None = None  # (height, width) in pixels of the intrinsics
-
-
-@dataclass(frozen=True, eq=False)
-class MapObject:
-    """A snapshot of one map object (fixed frame); compare fields, not objects (the box is an array)."""
-
-    object_id: str  # `label_k`, stable for the object's whole life
-    label: str
-    box: np.ndarray  # (7,) fused [x, y, z, l, w, h, yaw] in the fixed frame
-    confidence: float  # score-weighted share of the windows that should have shown it and did
-    observations: int  # windows it was detected in
-    misses: int  # windows that should have shown it and did not (in total)
-    first_seen: float  # stamp of the first window that detected it
-    last_seen: float  # stamp of the latest window that detected it
-    confirmed: bool  # observed in at least `confirm_windows` windows
 
 
 @dataclass
@@ -645,8 +634,6 @@ class ObjectMap:
     def ask(self, question: str, options: Sequence[str] = ()) -> MapAnswer:
         """Answer a spatial question from the map's geometry; never raises (see
         `ssr_core.mapping.questions` and docs/MAP.md for the questions it recognises)."""
-        from ssr_core.mapping.questions import answer_map_question
-
         return answer_map_question(self, question, options)
 
 

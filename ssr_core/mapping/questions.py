@@ -6,9 +6,10 @@ The map is an annotation of the world: `map_annotation` writes its confirmed obj
 (`closest_point_distance`, `relative_direction`) and the same answer formats as the window
 questions (`format_number` with the VSI-Bench decimals, option letters for choices).
 
-A question is recognised when it is one of the templates of `ssr_core.language.prompts` (case
-and runs of white space do not matter); each template is turned into a pattern by rendering it
-with sentinel names, so rewording a template there cannot break recognition here. Objects are
+A question is recognised when it is, whole, one of the templates of `ssr_core.language.prompts`
+(`QUESTION_TEMPLATES` families the map can answer, and the map's own `MAP_QUESTION_TEMPLATES`);
+case and runs of white space do not matter. The patterns come from the templates themselves
+(`template_pattern`), so a rewording there cannot break recognition here. Objects are
 named by label (which must then be unique among the confirmed objects, except in counting and in
 the choices of relative distance, which take whole categories) or by map id (`chair_2`).
 """
@@ -16,9 +17,9 @@ the choices of relative distance, which take whole categories) or by map id (`ch
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -31,33 +32,33 @@ from ssr_core.data.questions import (
     relative_direction,
     vsibench_items,
 )
-from ssr_core.language.parsers import GroundedObject
 from ssr_core.language.prompts import (
+    LIST_SEPARATOR,
+    MAP_QUESTION_TEMPLATES,
+    QUESTION_TEMPLATES,
     REL_DIRECTION_CHOICES,
-    abs_distance_question,
-    counting_question,
     format_grounded_object,
     format_number,
-    how_far_question,
-    location_question,
-    nearest_object_question,
-    rel_direction_question,
-    rel_distance_question,
-    size_question,
+    template_pattern,
 )
+from ssr_core.mapping.map_object import MapObject
 from ssr_core.scene.cogmap import MIN_ANCHOR_SEPARATION_M
-
-if TYPE_CHECKING:
-    from ssr_core.mapping.object_map import ObjectMap
+from ssr_core.scene.objects import GroundedObject
 
 COUNTING = "object_counting"
 ABS_DISTANCE = "object_abs_distance"
 SIZE = "object_size_estimation"
 REL_DISTANCE = "object_rel_distance"
-NEAREST = "map_nearest_object"
+NEAREST = "map_nearest_object"  # MAP_QUESTION_TEMPLATES families
 LOCATION = "map_location"
 QUESTION_TYPES = (COUNTING, ABS_DISTANCE, SIZE, REL_DISTANCE, *REL_DIRECTION_CHOICES, NEAREST, LOCATION)
 _LETTERED = re.compile(r"\s*([A-Z])\s*[.:)]\s*")
+
+
+class MapView(Protocol):
+    """What questions need of a map (`ObjectMap` has it): one consistent list of its objects."""
+
+    def confirmed_objects(self) -> list[MapObject]: ...
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,14 @@ class MapAnswer:
     option_index: int = -1
 
 
-def map_annotation(object_map: ObjectMap) -> WindowAnnotation:
+def map_annotation(object_map: MapView) -> WindowAnnotation:
     """The confirmed objects as an annotation of the world (fixed frame): ids are map ids and
     `first_frame` is the rank of each object's first sighting. It has no floor outline."""
-    objects = sorted(object_map.confirmed_objects(), key=lambda o: (o.first_seen, o.object_id))
+    return _annotation(object_map.confirmed_objects())
+
+
+def _annotation(confirmed: list[MapObject]) -> WindowAnnotation:
+    objects = sorted(confirmed, key=lambda o: (o.first_seen, o.object_id))
     first_stamps = sorted({o.first_seen for o in objects})
     rank = {stamp: i for i, stamp in enumerate(first_stamps)}
     return WindowAnnotation(
@@ -98,7 +103,7 @@ def map_annotation(object_map: ObjectMap) -> WindowAnnotation:
 
 
 def map_questions(
-    object_map: ObjectMap, rng: np.random.Generator, config: QAConfig | None = None
+    object_map: MapView, rng: np.random.Generator, config: QAConfig | None = None
 ) -> list[QAItem]:
     """VSI-Bench-style questions and answers over the map (`vsibench_items` on `map_annotation`)."""
     return vsibench_items(map_annotation(object_map), rng, config)
@@ -109,7 +114,7 @@ def map_questions(
 
 @dataclass(frozen=True)
 class _Template:
-    question_type: str
+    question_type: str  # the answer's type; "map_how_far" answers as object_abs_distance
     pattern: re.Pattern[str]
 
 
@@ -117,37 +122,18 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _template(question_type: str, render: Callable[..., str], slots: Sequence[str]) -> _Template:
-    """Pattern of a template rendered with sentinel names; a slot repeated in the text must
-    repeat the same name (a back-reference)."""
-    sentinels = {slot: f"QQ{slot.upper()}SLOTQQ" for slot in slots}
-    pattern = re.escape(_normalise(render(*sentinels.values())))
-    for slot, sentinel in sentinels.items():
-        first = pattern.find(sentinel)
-        pattern = pattern[:first] + f"(?P<{slot}>.+?)" + pattern[first + len(sentinel) :]
-        pattern = pattern.replace(sentinel, f"(?P={slot})")
-    return _Template(question_type, re.compile(pattern, re.IGNORECASE))
-
-
 def _templates() -> list[_Template]:
-    out = [
-        _template(COUNTING, counting_question, ["a"]),
-        _template(ABS_DISTANCE, abs_distance_question, ["a", "b"]),
-        _template(ABS_DISTANCE, how_far_question, ["a", "b"]),
-        _template(SIZE, size_question, ["a"]),
-        _template(REL_DISTANCE, lambda c, a: rel_distance_question([c], a), ["choices", "a"]),
-        _template(NEAREST, nearest_object_question, ["a", "b"]),
-        _template(LOCATION, location_question, ["a"]),
-    ]
-    for question_type in REL_DIRECTION_CHOICES:
-        out.append(
-            _template(
-                question_type,
-                lambda a, b, c, t=question_type: rel_direction_question(t, a, b, c),
-                ["a", "b", "c"],
-            )
+    families = {family: QUESTION_TEMPLATES[family] for family in (COUNTING, ABS_DISTANCE, SIZE, REL_DISTANCE)}
+    families.update({family: QUESTION_TEMPLATES[family] for family in REL_DIRECTION_CHOICES})
+    families.update(MAP_QUESTION_TEMPLATES)
+    answers_as = {"map_how_far": ABS_DISTANCE}
+    return [
+        _Template(
+            answers_as.get(family, family),
+            re.compile(template_pattern(_normalise(template)).pattern, re.IGNORECASE | re.DOTALL),
         )
-    return out
+        for family, template in families.items()
+    ]
 
 
 _TEMPLATES = _templates()
@@ -157,7 +143,7 @@ class _Refusal(Exception):
     """The question cannot be answered from the map; the message says why."""
 
 
-def answer_map_question(object_map: ObjectMap, question: str, options: Sequence[str] = ()) -> MapAnswer:
+def answer_map_question(object_map: MapView, question: str, options: Sequence[str] = ()) -> MapAnswer:
     """Answer one of the recognised questions (module docstring) from the map; never raises."""
     if not isinstance(question, str) or not question.strip():
         return MapAnswer(False, "", None, "empty question")
@@ -168,9 +154,9 @@ def answer_map_question(object_map: ObjectMap, question: str, options: Sequence[
         match = template.pattern.fullmatch(text)
         if match is None:
             continue
-        objects = map_annotation(object_map).objects
+        confirmed = object_map.confirmed_objects()  # one snapshot for the whole answer
         try:
-            answer, value, ids = _answer(template.question_type, match.groupdict(), objects, object_map)
+            answer, value, ids = _answer(template.question_type, match.groupdict(), confirmed)
         except _Refusal as exc:
             return MapAnswer(False, "", None, str(exc), template.question_type)
         if options:
@@ -192,52 +178,52 @@ def _choose(answer: str, options: Sequence[str], question_type: str, ids: tuple[
 
 
 def _answer(
-    question_type: str, slots: dict[str, str], objects: list[SceneObject], object_map: ObjectMap
+    question_type: str, slots: dict[str, str], confirmed: list[MapObject]
 ) -> tuple[str, float | None, tuple[str, ...]]:
+    objects = _annotation(confirmed).objects
     if question_type == COUNTING:
-        group = _named(slots["a"], objects, allow_none=True)
+        group = _named(slots["label"], objects, allow_none=True)
         return format_number(len(group), 0), float(len(group)), tuple(o.instance_id for o in group)
     if question_type == ABS_DISTANCE:
-        a, b = _one(slots["a"], objects), _one(slots["b"], objects)
+        a, b = _one(slots["first"], objects), _one(slots["second"], objects)
         answer = format_number(closest_point_distance(a.box, b.box), DISTANCE_DECIMALS)
         return answer, float(answer), (a.instance_id, b.instance_id)
     if question_type == SIZE:
-        a = _one(slots["a"], objects)
+        a = _one(slots["label"], objects)
         answer = format_number(float(np.max(a.box[3:6])) * 100.0, 0)
         return answer, float(answer), (a.instance_id,)
     if question_type == REL_DISTANCE:
-        target = _one(slots["a"], objects)
-        choices = [c.strip() for c in slots["choices"].split(",") if c.strip()]
+        target = _one(slots["target"], objects)
+        choices = [c.strip() for c in slots["choices"].split(LIST_SEPARATOR.strip()) if c.strip()]
         if len(choices) < 2:
             raise _Refusal("relative distance needs at least two choices")
         distance = {}
         for choice in choices:
             group = [o for o in _named(choice, objects) if o.instance_id != target.instance_id]
             if not group:
-                raise _Refusal(f"no {choice!r} other than the {slots['a']} in the map")
+                raise _Refusal(f"no {choice!r} other than the {slots['target']} in the map")
             distance[choice] = min(closest_point_distance(target.box, o.box) for o in group)
         best = min(choices, key=distance.__getitem__)
         return best, None, (target.instance_id,)
     if question_type in REL_DIRECTION_CHOICES:
-        stand, face, target = (_one(slots[s], objects) for s in "abc")
+        stand, face, target = (_one(slots[s], objects) for s in ("stand", "face", "target"))
         if np.hypot(*(face.box[:2] - stand.box[:2])) < MIN_ANCHOR_SEPARATION_M:
-            raise _Refusal(f"the {slots['a']} and the {slots['b']} stand on one spot: no facing direction")
+            raise _Refusal(f"the {slots['stand']} and the {slots['face']} stand on one spot: no facing direction")
         sector = relative_direction(stand.box, face.box, target.box, question_type)
         assert sector is not None  # a zero margin always names a sector
         return sector, None, (stand.instance_id, face.instance_id, target.instance_id)
     if question_type == NEAREST:
-        landmark = _one(slots["b"], objects)
-        group = [o for o in _named(slots["a"], objects) if o.instance_id != landmark.instance_id]
+        landmark = _one(slots["landmark"], objects)
+        group = [o for o in _named(slots["label"], objects) if o.instance_id != landmark.instance_id]
         if not group:
-            raise _Refusal(f"no {slots['a']!r} other than the {slots['b']} in the map")
+            raise _Refusal(f"no {slots['label']!r} other than the {slots['landmark']} in the map")
         distances = [closest_point_distance(landmark.box, o.box) for o in group]
         k = int(np.argmin(distances))
         rounded = float(format_number(distances[k], DISTANCE_DECIMALS))
         return group[k].instance_id, rounded, (group[k].instance_id, landmark.instance_id)
     if question_type == LOCATION:
-        a = _one(slots["a"], objects)
-        found = object_map.get(a.instance_id)
-        last_seen = found.last_seen if found is not None else float("nan")
+        a = _one(slots["label"], objects)
+        last_seen = next(o.last_seen for o in confirmed if o.object_id == a.instance_id)
         return format_grounded_object(GroundedObject(a.label, a.box)), last_seen, (a.instance_id,)
     raise AssertionError(f"unhandled question type {question_type}")
 
