@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ssr_core.data.ground_truth import GroundTruthGenerator
+from ssr_core.inference.reasoner import SceneReasoner
 from ssr_core.mapping.evaluation import (
     CanonicalDetections,
     DetectionNoise,
@@ -13,6 +15,7 @@ from ssr_core.mapping.evaluation import (
     format_map_evaluation,
     ground_truth_detector,
     plot_map,
+    reasoner_detector,
 )
 
 
@@ -67,6 +70,19 @@ def test_a_model_detector_is_pluggable(walk):
     result = evaluate_walk(seed=0, detector=detector)
     assert calls == list(range(len(walk.windows)))
     assert result.confirmed == 0 and result.recall == 0.0
+
+
+def test_a_reasoner_is_a_detector_through_the_real_text_path(walk):
+    """The ground-truth stand-in behind a SceneReasoner: boxes go through the grounding text
+    (two decimals) and the reasoner's parsing, as a model's would; the map is then perfect."""
+
+    def frames(w, window):  # the window's index in every pixel tells the stand-in which window it is
+        return np.full((len(window.frame_indices), 4, 4, 3), window.index, dtype=np.uint8)
+
+    generator = GroundTruthGenerator(lambda f: walk.windows[int(f[0, 0, 0, 0])].annotation)
+    result = evaluate_walk(seed=0, detector=reasoner_detector(SceneReasoner(generator), frames))
+    assert result.precision == 1.0 and result.recall == 1.0 and result.id_switches == 0
+    assert result.map_center_error < 0.01
 
 
 def test_report_and_bird_eye_png(tmp_path):

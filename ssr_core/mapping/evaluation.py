@@ -14,7 +14,8 @@ inside the floor plan (the L's inner corner occludes). Windows are `window_frame
 frames every `stride` frames, annotated in their canonical frame (`annotate_window`).
 
 Detections per window come from a detector callable: `ground_truth_detector` (the visible ground
-truth with injected errors at stated rates) or a model's. Metrics (final map against the world):
+truth with injected errors at stated rates) or a model's (`reasoner_detector` runs a
+`SceneReasoner` on each window's frames, rendered by default). Metrics (final map against the world):
 precision and recall (label-aware one-to-one matching by Hungarian assignment, 3-D IoU >= 0.25;
 recall over the objects visible in at least `confirm_windows` windows, which the map can confirm),
 duplicates, id switches on confirmed objects over the walk, and the median centre error of
@@ -45,6 +46,7 @@ from ssr_core.data.synthetic.rooms import (
     intrinsics_for,
 )
 from ssr_core.data.windows import annotate_window
+from ssr_core.inference.reasoner import SceneReasoner
 from ssr_core.mapping.object_map import MapConfig, ObjectMap, WindowDetections
 from ssr_core.scene.boxes import iou_3d
 from ssr_core.scene.canonical_frame import CanonicalFrame
@@ -103,6 +105,7 @@ class Walk:
     room: SynthRoom  # renderable with ssr_core.data.synthetic.render.render_frames
     scene: Scene  # world-frame ground truth with per-frame visibility
     windows: list[WalkWindow]
+    frames: np.ndarray | None = field(default=None, repr=False)  # (F, H, W, 3) once rendered
 
     def window_counts(self) -> np.ndarray:
         """(M,) number of windows in which each object is visible."""
@@ -110,6 +113,7 @@ class Walk:
 
 
 Detector = Callable[[Walk, WalkWindow], CanonicalDetections]
+FrameSource = Callable[[Walk, WalkWindow], np.ndarray]  # the window's frames, (F, H, W, 3) uint8 RGB
 
 
 @dataclass
@@ -344,6 +348,33 @@ def ground_truth_detector(noise: DetectionNoise | None = None, seed: int = 0) ->
             labels.append(cat.label)
         array = np.array(boxes).reshape(-1, 7)
         return CanonicalDetections(array, labels, np.ones(len(labels)))
+
+    return detect
+
+
+def rendered_frames(walk: Walk, window: WalkWindow) -> np.ndarray:
+    """The window's frames, rendered with MuJoCo (`ssr_core.data.synthetic.render`) on first use
+    for the whole walk (340 frames at 320x240) and kept on the `Walk`."""
+    if walk.frames is None:
+        from ssr_core.data.synthetic.render import render_frames
+
+        walk.frames = np.stack([frame.rgb for frame in render_frames(walk.room)])
+    return walk.frames[window.frame_indices]
+
+
+def reasoner_detector(reasoner: SceneReasoner, frames: FrameSource = rendered_frames) -> Detector:
+    """A model's detections: `reasoner.perceive` on each window's frames (window id = index + 1),
+    its objects' canonical boxes, labels and self-consistency scores, exactly what the node
+    integrates. `frames` defaults to rendering the walk."""
+
+    def detect(walk: Walk, window: WalkWindow) -> CanonicalDetections:
+        perception = reasoner.perceive(frames(walk, window), window.index + 1)
+        objects = perception.objects
+        return CanonicalDetections(
+            np.array([o.box7 for o in objects], dtype=np.float64).reshape(-1, 7),
+            [o.label for o in objects],
+            np.array([o.score for o in objects], dtype=np.float64),
+        )
 
     return detect
 
