@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ssr_core.language.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
 from ssr_core.scene.boxes import wrap_angle
 from ssr_core.scene.objects import GroundedObject
 
@@ -29,7 +30,7 @@ from ssr_core.scene.objects import GroundedObject
 # template, video first.
 Prompt = str | Sequence[Mapping[str, str]]
 
-PROMPT_FORMAT_VERSION = "1"
+PROMPT_FORMAT_VERSION = "2"  # 2: adds the referring-expression families (grounding_description*)
 
 DECIMALS = 2  # every metric number in a grounding answer (metres, radians)
 MIN_SIZE = 10.0**-DECIMALS  # sizes never round down to a non-positive extent
@@ -99,6 +100,9 @@ QUESTION_TEMPLATES: dict[str, str] = {
     ),
     "grounding_temporal": "Find the 3D bounding box of the {label} that appears {order} in the video.",
     "grounding_all_of_label": "Find the 3D bounding box of every {label} in the video.",
+    # Free-text referring expressions of public sets (ScanRefer, ReferIt3D, Multi3DRefer).
+    "grounding_description": "Find the 3D bounding box of the object described here: {description}",
+    "grounding_description_all": "Find the 3D bounding box of every object described here: {description}",
     "object_counting": "How many {label}(s) are in this room?",
     "object_abs_distance": (
         "Measuring from the closest point of each object, what is the direct distance between "
@@ -324,6 +328,22 @@ def vsibench_prompt(question: str, options: Sequence[str] | None = None) -> str:
     else:
         parts.append(VSIBENCH_NUMBER_POST_PROMPT)
     return "\n".join(parts)
+
+
+def vsibench_benchmark_prompt(question_type: str, question: str, options: Sequence[str] | None) -> str:
+    """The released VSI-Bench prompt, chosen by question type as the benchmark's own code does.
+
+    Numerical types: pre-prompt, question, number post-prompt. Multiple-choice types: pre-prompt,
+    question, `Options:` and one option per line, choice post-prompt. Raises `ValueError` for an
+    unknown type or a multiple-choice question without options.
+    """
+    if question_type in NUMERIC_QUESTION_TYPES:
+        return vsibench_prompt(question)
+    if question_type not in CHOICE_QUESTION_TYPES:
+        raise ValueError(f"unknown VSI-Bench question_type {question_type!r}")
+    if not options:
+        raise ValueError(f"{question_type} needs its options")
+    return vsibench_prompt(question, options)
 
 
 def vsibench_question(prompt: str) -> str:
