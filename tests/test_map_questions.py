@@ -12,6 +12,7 @@ from ssr_core.language.prompts import MAP_QUESTION_TEMPLATES, question_text, vsi
 from ssr_core.mapping.object_map import MapConfig, ObjectMap, WindowDetections
 from ssr_core.mapping.questions import map_annotation, map_questions
 
+
 def counting_question(label):
     return question_text("object_counting", label=label)
 
@@ -154,7 +155,8 @@ def test_map_answers_agree_with_qa_generation_on_the_map(object_map):
     items = [i for i in map_questions(object_map, np.random.default_rng(0)) if i.question_type in supported]
     assert {i.question_type for i in items} >= {"object_counting", "object_abs_distance", "object_rel_direction_easy"}
     for item in items:
-        a = object_map.ask(vsibench_question(item.messages[-1]["content"]), item.options or ())
+        question = vsibench_question(item.messages[-1]["content"])
+        a = object_map.ask(question, item.options or ())
         got = a.answer if item.options is None else a.value  # a number, or the option's letter
         assert a.success and got == item.answer, (question, a)
 
