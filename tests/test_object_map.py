@@ -418,3 +418,51 @@ def test_clear_forgets_everything():
     m.clear()
     assert len(m) == 0 and m.windows_integrated == 0
     assert m.integrate(window([box(0)], ["chair"])).created == ["chair_0"]
+
+
+# ---------------------------------------------------------------------------- invariants
+
+
+window_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["chair", "table", "lamp"]),
+        st.floats(-3, 3),
+        st.floats(-3, 3),
+        st.floats(0.2, 1.5),
+        st.floats(-math.pi, math.pi),
+    ),
+    max_size=6,
+)
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(st.lists(st.tuples(window_strategy, st.booleans()), min_size=1, max_size=12), st.integers(1, 6))
+def test_life_cycle_invariants_and_round_trip(tmp_path_factory, windows, max_objects):
+    """Whatever arrives: the map stays within max_objects, ids are unique, match their label and
+    are never reused once gone, confirmed objects stay confirmed, and a save/load round trip
+    (then one more window) reproduces the map exactly."""
+    m = ObjectMap(MapConfig(max_objects=max_objects, miss_limit=2))
+    gone: set[str] = set()
+    confirmed: set[str] = set()
+    for i, (detections, with_camera) in enumerate(windows):
+        boxes = [box(x, y, size=(s, s * 0.8, s), yaw=yaw) for _, x, y, s, yaw in detections]
+        cam = camera_looking_along_x(-4.0) if with_camera else {}
+        r = m.integrate(window(boxes, [d[0] for d in detections], float(i), **cam))
+        objects = m.objects(include_tentative=True)
+        ids = [o.object_id for o in objects]
+        assert len(objects) <= max_objects and len(set(ids)) == len(ids)
+        assert all(o.object_id.rsplit("_", 1)[0] == o.label for o in objects)
+        assert not (set(ids) & gone)
+        assert all(d in ids or d in r.evicted or d == "" for d in r.detection_ids)
+        now_confirmed = {o.object_id for o in objects if o.confirmed}
+        assert confirmed - now_confirmed <= set(r.removed) | {a for a, _ in r.merged} | set(r.evicted) | gone
+        gone |= set(r.removed) | {a for a, _ in r.merged} | set(r.evicted)
+        confirmed = now_confirmed
+    path = tmp_path_factory.mktemp("map") / "map.json"
+    m.save(path)
+    loaded = ObjectMap(m.config)
+    loaded.load(path)
+    assert loaded.to_json() == m.to_json()
+    last = window([box(0.1), box(2.0)], ["chair", "lamp"], 99.0, **camera_looking_along_x(-4.0))
+    assert loaded.integrate(last) == m.integrate(last)
+    assert loaded.to_json() == m.to_json()
