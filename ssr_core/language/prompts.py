@@ -165,6 +165,15 @@ REL_DIRECTION_CHOICES = {  # the option texts of each relative-direction level
 LIST_SEPARATOR = ", "  # categories and choices inside a question, and appearance-order options
 
 
+# Questions only the object map answers, from its geometry (`ssr_core.mapping.questions`): no model
+# is trained on or asked them, so they are outside `prompt_fingerprint`.
+MAP_QUESTION_TEMPLATES: dict[str, str] = {
+    "map_how_far": "How far is the {first} from the {second} (in meters)?",
+    "map_nearest_object": "Which {label} is the nearest to the {landmark}?",
+    "map_location": "Where is the {label}, and when was it last seen?",
+}
+
+
 class UnknownQuestionFamily(KeyError):
     """`question_text` was asked for a family that has no registered template."""
 
@@ -186,7 +195,8 @@ class QuestionMatch:
     fields: dict[str, str]
 
 
-def _template_pattern(template: str) -> re.Pattern[str]:
+def template_pattern(template: str) -> re.Pattern[str]:
+    """Regex of a template: each field a lazy group, a repeated field a back-reference."""
     parts, seen = [], set()
     for literal, field, _, _ in string.Formatter().parse(template):
         parts.append(re.escape(literal))
@@ -202,7 +212,7 @@ def _literal_length(template: str) -> int:
 
 # Most specific first, so "the {label}." never swallows "the {label} nearest to the {landmark}.".
 _TEMPLATE_PATTERNS = {
-    family: _template_pattern(QUESTION_TEMPLATES[family])
+    family: template_pattern(QUESTION_TEMPLATES[family])
     for family in sorted(QUESTION_TEMPLATES, key=lambda f: -_literal_length(QUESTION_TEMPLATES[f]))
 }
 
