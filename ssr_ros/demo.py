@@ -92,8 +92,8 @@ def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
     from ssr_core.data.questions import generate_qa
     from ssr_core.data.scene_io import load_scene
     from ssr_core.data.windows import annotate_window
+    from ssr_ros.ground_truth_source import QA_SEED
     from ssr_ros.inputs.window_buffer import uniform_indices
-    from ssr_ros.model_loading import QA_SEED
 
     scene = load_scene(scene_dir)
     window = annotate_window(scene, uniform_indices(min(num_frames, scene.num_frames), WINDOW_FRAMES))

@@ -69,3 +69,15 @@ def test_accelerator_caches_are_released_on_cuda_and_npu(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=device("cuda", True)))  # no torch_npu
     release_accelerator_memory()
     assert emptied == ["npu", "cuda"]
+
+
+def test_production_loading_does_not_need_the_data_engine():
+    """The ground-truth source (rosbags, QA generation) is imported only for model.kind ground_truth."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ssr_ros.model_loading; "
+            "print(sorted(m for m in sys.modules if m.startswith(('rosbags', 'ssr_core.data.questions', "
+            "'ssr_ros.ground_truth_source'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
