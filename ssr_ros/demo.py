@@ -140,6 +140,7 @@ def wait_until_ingested(ssr, images: int, timeout: float) -> None:
 
 def run(args) -> int:
     import rclpy
+    from rclpy.client import Client
     from rclpy.executors import MultiThreadedExecutor
     from ssr_msgs.msg import Detections7DoF, SceneGraph
     from ssr_msgs.srv import AskSpatial
@@ -169,7 +170,8 @@ def run(args) -> int:
     replay = ReplayNode(cli_args=["--ros-args", "-p", f"bag:={scene_dir / 'recording'}", "-p", f"rate:={args.rate}",
                                   "-p", "wait_for_subscribers:=30.0", "-p", "at_end:=idle"])
     client = rclpy.create_node("ssr_demo")
-    detections, graphs = [], []
+    detections: list[Detections7DoF] = []
+    graphs: list[SceneGraph] = []
     client.create_subscription(Detections7DoF, "ssr_node/detections", detections.append, 10)
     client.create_subscription(SceneGraph, "ssr_node/scene_graph", graphs.append, 10)
     executor = MultiThreadedExecutor(num_threads=executor_threads(ssr) + 2)
@@ -187,7 +189,7 @@ def run(args) -> int:
         wait_until_ingested(ssr, images, timeout=10.0)
         question, expected = demo_question(scene_dir, images)
         print("[4/4] asking through ~/ask (starts the window over all replayed frames)")
-        ask = client.create_client(AskSpatial, "ssr_node/ask")
+        ask: Client = client.create_client(AskSpatial, "ssr_node/ask")
         if not ask.wait_for_service(timeout_sec=10):
             print("~/ask is not available", file=sys.stderr)
             return 1

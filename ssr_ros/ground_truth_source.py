@@ -7,6 +7,7 @@ generation, none of which a robot running a trained model has to install.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rosbags.rosbag2 import Reader
@@ -40,7 +41,8 @@ class GroundTruthSource:
         with Reader(recording) as reader:
             conns = [c for c in reader.connections if c.topic == IMAGE_TOPIC]
             for conn, _, raw in reader.messages(connections=conns):
-                stamps.append(ns_from_stamp(TYPESTORE.deserialize_cdr(raw, conn.msgtype).header.stamp))
+                image: Any = TYPESTORE.deserialize_cdr(raw, conn.msgtype)  # sensor_msgs/Image
+                stamps.append(ns_from_stamp(image.header.stamp))
         if len(stamps) != self.scene.num_frames:
             raise ValueError(f"recording has {len(stamps)} images, scene.json {self.scene.num_frames} frames")
         self._stamps = np.asarray(stamps, dtype=np.int64)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ssr_core.inference.reasoner import SceneReasoner
+from ssr_ros.node_params import NodeParams
 
 if TYPE_CHECKING:
     from ssr_ros.ground_truth_source import GroundTruthSource
@@ -31,35 +32,33 @@ class LoadedModel:
             self.ground_truth.stamps_ns = tuple(stamps_ns)
 
 
-def load_model(values: dict) -> LoadedModel:
+def load_model(params: NodeParams) -> LoadedModel:
     """The model named by the node's parameters (raises with a readable message on failure)."""
-    kind = values["model.kind"]
-    reasoner_args = dict(delta=values["model.delta"], cache_windows=values["model.cache_windows"],
-                         max_question_chars=values["ask.max_question_chars"])
-    if kind == "ground_truth":  # imported here: rosbags and the data engine are demo/test dependencies
+    model = params.model
+    reasoner_args: dict[str, Any] = dict(delta=model.delta, cache_windows=model.cache_windows,
+                                         max_question_chars=params.ask.max_question_chars)
+    if model.kind == "ground_truth":  # imported here: rosbags and the data engine are demo/test dependencies
         from ssr_core.data.ground_truth import GroundTruthGenerator
         from ssr_ros.ground_truth_source import GroundTruthSource
 
-        source = GroundTruthSource(values["model.scene_dir"])
-        generator = GroundTruthGenerator(source, source.answer, latency_s=values["model.standin_latency"])
+        source = GroundTruthSource(model.scene_dir)
+        generator = GroundTruthGenerator(source, source.answer, latency_s=model.standin_latency)
         return LoadedModel(SceneReasoner(generator, **reasoner_args),
                            f"ground-truth stand-in (scene {source.scene.scene_id})", "cpu", False, source)
     from ssr_core.inference.generation import SSRGenerator
 
-    dtype = None if values["model.dtype"] == "auto" else values["model.dtype"]
-    if kind == "tiny_random":
+    dtype = None if model.dtype == "auto" else model.dtype
+    if model.kind == "tiny_random":
         from ssr_core.inference.devices import resolve_device
         from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
 
-        device = resolve_device(values["model.device"])
-        generator = SSRGenerator(build_tiny_ssr(num_frames=values["window.frames"]).to(device),
-                                 build_tiny_tokenizer())
-        return LoadedModel(SceneReasoner(generator, **reasoner_args), "tiny random SSR model",
-                           str(device), False)
-    generator = SSRGenerator.from_checkpoint(values["model.checkpoint"], device=values["model.device"],
-                                             dtype=dtype, vggt_path=values["model.vggt_path"] or None)
-    return LoadedModel(SceneReasoner(generator, **reasoner_args), f"SSR checkpoint {values['model.checkpoint']}",
-                       str(generator.model.device), True)
+        device = resolve_device(model.device)
+        tiny = SSRGenerator(build_tiny_ssr(num_frames=params.window.frames).to(device), build_tiny_tokenizer())
+        return LoadedModel(SceneReasoner(tiny, **reasoner_args), "tiny random SSR model", str(device), False)
+    ssr = SSRGenerator.from_checkpoint(model.checkpoint, device=model.device, dtype=dtype,
+                                       vggt_path=model.vggt_path or None)
+    return LoadedModel(SceneReasoner(ssr, **reasoner_args), f"SSR checkpoint {model.checkpoint}",
+                       str(ssr.model.device), True)
 
 
 def release_accelerator_memory() -> None:

@@ -12,11 +12,13 @@ import importlib
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
@@ -86,7 +88,7 @@ class ReplayNode(Node):
         self._stop = threading.Event()
         self._reader = Reader(self.bag)
         self._reader.open()
-        self._pubs = {}
+        self._pubs: dict[str, tuple[type, Publisher]] = {}
         for conn in self._reader.connections:
             if wanted and conn.topic not in wanted or conn.topic in self._pubs:
                 continue
@@ -139,7 +141,7 @@ class ReplayNode(Node):
                 return
             cls, pub = self._pubs[conn.topic]
             try:
-                msg = deserialize_message(bytes(raw), cls)
+                msg: Any = deserialize_message(bytes(raw), cls)
             except Exception as exc:  # a corrupt record (or another definition of the type) must not end the replay
                 self.skipped += 1
                 if conn.topic not in self._undecodable:  # once per topic: a whole topic may be unreadable

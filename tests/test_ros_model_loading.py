@@ -10,13 +10,13 @@ import pytest
 from ros_helpers import synth_scene
 
 from ssr_core.data.rosbag_io import START_NS
-from ssr_ros import node_params as P
 from ssr_ros.inputs.window_buffer import uniform_indices
 from ssr_ros.model_loading import load_model, release_accelerator_memory
+from ssr_ros.node_params import NodeParams, defaults
 
 
-def _values(**kw) -> dict:
-    return {**P.defaults(), **kw}
+def _values(**kw) -> NodeParams:
+    return NodeParams.from_values({**defaults(), **kw})
 
 
 def test_ground_truth_model_matches_frames_by_stamp_and_answers_generated_questions():
