@@ -122,12 +122,12 @@ class SSRNode(LifecycleNode):
         self._state_error = ""
         self._counters = PipelineCounters()
         self._asks = AskAdmission(self.params.ask.queue_size)  # read-only parameter
-        self._warned: set[str] = set()
+        self._warned: set[str] = set()  # keys of the warnings already logged (`_warn_once`)
         self._pubs: dict = {}
-        # tf2 (robots): created once, for the node's lifetime; publishing is gated by activation
-        self._tf_broadcaster = tf2_ros.TransformBroadcaster(self) if tf2_ros is not None else None
-        self._tf_buffer = tf2_ros.Buffer() if tf2_ros is not None else None
-        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self) if tf2_ros is not None else None
+        # tf2 (robots): created at configure, dropped at cleanup; an unconfigured node listens to nothing
+        self._tf_broadcaster = None
+        self._tf_buffer = None
+        self._tf_listener = None
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._aux_group = MutuallyExclusiveCallbackGroup()
         self._ask_group = ReentrantCallbackGroup()
@@ -217,7 +217,11 @@ class SSRNode(LifecycleNode):
             "scene_graph": self.create_lifecycle_publisher(SceneGraph, "~/scene_graph", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 10),
         }
-        if tf2_ros is None:  # same wire format as tf2_ros' broadcaster: /tf, reliable, depth 100
+        if tf2_ros is not None:
+            self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        else:  # same wire format as tf2_ros' broadcaster: /tf, reliable, depth 100
             self._pubs["tf"] = self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100))
         self._pose_history = PoseHistory(params.pose.history) if params.topics.camera_pose else None
         self._state_error = ""
@@ -316,7 +320,18 @@ class SSRNode(LifecycleNode):
         self._pubs = {}
         self._buffer = None
         self._ingest = None
+        if self._tf_listener is not None:
+            self._tf_listener.unregister()
+        if self._tf_broadcaster is not None:
+            self.destroy_publisher(self._tf_broadcaster.pub_tf)
+        self._tf_broadcaster = self._tf_buffer = self._tf_listener = None
         release_accelerator_memory()
+
+    def destroy_node(self) -> None:
+        """Threads and the model go first: they must not outlive the node's handles."""
+        self._stop_activity()
+        self._teardown()
+        super().destroy_node()
 
     # ---------------------------------------------------------------- inputs
     def _on_image(self, msg: Image) -> None:
@@ -350,10 +365,8 @@ class SSRNode(LifecycleNode):
 
     def _reject(self, rejected: Rejected) -> None:
         self._counters.reject(rejected.kind)
-        if rejected.kind not in self._warned:  # once per kind; counts go to /diagnostics
-            self._warned.add(rejected.kind)
-            self.get_logger().warning(f"image rejected ({rejected.kind}): {rejected.detail}; further "
-                                      f"'{rejected.kind}' rejections are only counted in /diagnostics")
+        self._warn_once(f"rejected_{rejected.kind}", f"image rejected ({rejected.kind}): {rejected.detail}; further "
+                        f"'{rejected.kind}' rejections are only counted in /diagnostics")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._counters.camera_info_received += 1
@@ -372,6 +385,8 @@ class SSRNode(LifecycleNode):
             self._pose_history.add(ns_from_stamp(msg.header.stamp), pose)
 
     def _warn_once(self, key: str, text: str) -> None:
+        """The node's one log-once mechanism: the first warning per key; later ones are counted
+        in /diagnostics where it matters."""
         if key not in self._warned:
             self._warned.add(key)
             self.get_logger().warning(text)
@@ -409,7 +424,7 @@ class SSRNode(LifecycleNode):
             try:
                 t = tf_buffer.lookup_transform(
                     fixed, camera_frame, Time(nanoseconds=stamp_ns), timeout=Duration(seconds=timeout))
-            except Exception:  # tf2 raises several exception types; any of them means "not from tf"
+            except tf2_ros.TransformException:  # lookup, connectivity, extrapolation, timeout: not from tf
                 return None
             return matrix_from_pose(t.transform.translation, t.transform.rotation)
         return lookup
@@ -456,9 +471,8 @@ class SSRNode(LifecycleNode):
             else:
                 self._pubs["tf"].publish(TFMessage(transforms=transforms))
         else:  # no camera pose and no camera frame name: nothing to hang the canonical frame on
-            self.get_logger().warning(
-                "no TF published: no camera pose, and the images have no header.frame_id while "
-                "frames.camera_frame is empty; set frames.camera_frame", once=True)
+            self._warn_once("no_tf", "no TF published: no camera pose, and the images have no header.frame_id "
+                            "while frames.camera_frame is empty; set frames.camera_frame")
         self._pubs["detections"].publish(detections_msg(perception, hdr, len(job.window.frames), latency))
         self._pubs["scene_graph"].publish(scene_graph_msg(perception, hdr))
         self._pubs["markers"].publish(window_markers(perception, hdr))
@@ -578,7 +592,6 @@ def main(args=None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._stop_activity()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

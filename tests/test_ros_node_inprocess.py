@@ -45,8 +45,7 @@ def make_node(monkeypatch):
 
     yield make
     for node, context in created:
-        node._stop_activity()
-        node.destroy_node()
+        node.destroy_node()  # stops the node's threads first
         rclpy.try_shutdown(context=context)
 
 
