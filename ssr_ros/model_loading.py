@@ -50,7 +50,7 @@ def load_model(params: NodeParams) -> LoadedModel:
     dtype = None if model.dtype == "auto" else model.dtype
     if model.kind == "tiny_random":
         from ssr_core.inference.devices import resolve_device
-        from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+        from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
         device = resolve_device(model.device)
         tiny = SSRGenerator(build_tiny_ssr(num_frames=params.window.frames).to(device), build_tiny_tokenizer())

@@ -36,15 +36,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
+from ssr_core.data.sample_format import read_training_samples
 from ssr_core.inference.devices import resolve_device
-from ssr_core.inference.generation import IGNORE_INDEX, SSRInputBuilder
-from ssr_core.model.modeling_ssr import (
-    SPATIAL_BRANCH_WEIGHTS,
-    TINY_VGGT_CONFIG,
-    SSRForConditionalGeneration,
-    build_tiny_ssr,
-    build_tiny_tokenizer,
-)
+from ssr_core.model.modeling_ssr import SPATIAL_BRANCH_WEIGHTS, SSRForConditionalGeneration
+from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
+from ssr_core.model.tiny import TINY_VGGT_CONFIG, build_tiny_ssr, build_tiny_tokenizer
 from training.checkpointing import (
     TrainerState,
     load_checkpoint,
@@ -52,7 +48,7 @@ from training.checkpointing import (
     save_checkpoint,
 )
 from training.config import TRAINABLE_GROUPS, ModelSection, TrainConfig, config_to_dict, load_config
-from training.dataset import Collator, EpochBatchSampler, ResumedBatches, SampleDataset, read_samples
+from training.dataset import Collator, EpochBatchSampler, ResumedBatches, SampleDataset
 
 SIGTERM_TEST_HOOK = "SSR_TRAIN_SIGTERM_AT_STEP"
 FINAL_DIR = "final"
@@ -352,7 +348,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
 
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
     collator = Collator(tokenizer.pad_token_id, with_vggt_images=model.ssr_config.variant == "3d")
-    dataset = SampleDataset(read_samples(cfg.data.train), cfg.data.root_dir, builder)
+    dataset = SampleDataset(read_training_samples(cfg.data.train), cfg.data.root_dir, builder)
     world, rank = accelerator.num_processes, accelerator.process_index
     sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, world, rank)
 
@@ -454,7 +450,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     save_final_model(accelerator, model, tokenizer, final)
     val_loss = None
     if cfg.data.val:
-        val = SampleDataset(read_samples(cfg.data.val), cfg.data.root_dir, builder)
+        val = SampleDataset(read_training_samples(cfg.data.val), cfg.data.root_dir, builder)
         val_sampler = EpochBatchSampler(len(val), cfg.train.batch_size, cfg.seed, world, rank)
         val_loader = DataLoader(val, batch_sampler=ResumedBatches(val_sampler, 0, 0), collate_fn=collator)
         val_loss = evaluate_loss(accelerator, model, val_loader)
