@@ -112,9 +112,10 @@ def diagnostic_status(stats: dict[str, str], name: str) -> DiagnosticStatus:
         level, message = DiagnosticStatus.ERROR, stats["error"]
     elif stats["lifecycle_state"] != "active":
         level, message = DiagnosticStatus.WARN, f"node is {stats['lifecycle_state']}"
-    elif stats["frames_rejected"] != "0" or pose_source == "level_camera":
+    elif stats["frames_rejected"] != "0" or pose_source == "level_camera" or stats.get("last_pose_note"):
         level, message = DiagnosticStatus.WARN, (
-            f"pose source {pose_source}; {stats['frames_rejected']} frames rejected")
+            f"pose source {pose_source}; {stats['frames_rejected']} frames rejected"
+            + (f"; last window: {stats['last_pose_note']}" if stats.get("last_pose_note") else ""))
     else:
         level, message = DiagnosticStatus.OK, f"pose source {pose_source}"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=stats["model_device"],

@@ -69,8 +69,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("frames.up_vector", [0.0, 0.0, 1.0], "up (against gravity) in frames.fixed_frame"),
     ParamSpec("frames.publish_object_tf", False, "also publish canonical -> <prefix><instance_id> per object"),
     ParamSpec("frames.object_frame_prefix", "ssr/", "prefix of the per-object frames"),
-    ParamSpec("pose.max_age", 0.2, "camera_pose samples further than this from the window's first stamp "
-              "are not used (seconds)", range=(0.0, 10.0)),
+    ParamSpec("pose.max_age", 0.2, "the camera pose at a frame's stamp is interpolated between the "
+              "camera_pose samples just before and after it, each at most this far away (seconds); never "
+              "extrapolated", range=(0.0, 10.0)),
     ParamSpec("pose.history", 10.0, "seconds of camera_pose history kept", range=(0.1, 600.0)),
     ParamSpec("pose.tf_timeout", 0.05, "tf2 lookup timeout (seconds)", range=(0.0, 5.0)),
     ParamSpec("ask.max_question_chars", 500, "longer questions are refused", range=(1, 100000)),

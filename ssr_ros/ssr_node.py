@@ -36,6 +36,14 @@ from visualization_msgs.msg import MarkerArray
 from ssr_ros.ask_admission import AskAdmission, question_refusal
 from ssr_ros.diagnostics import PipelineCounters, diagnostic_array, pipeline_stats
 from ssr_ros.inference_worker import InferenceWorker, QueueFull
+from ssr_ros.inputs.camera_pose import (
+    PoseHistory,
+    PoseLookup,
+    WindowPose,
+    matrix_from_pose,
+    pose_matrix_or_none,
+    resolve_window_pose,
+)
 from ssr_ros.inputs.frame_ingest import FrameIngest
 from ssr_ros.inputs.image_conversion import ImageDecoder, Rejected, validate
 from ssr_ros.inputs.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
@@ -51,10 +59,7 @@ from ssr_ros.outputs.messages import (
     scene_graph_msg,
 )
 from ssr_ros.outputs.tf_publishing import (
-    PoseHistory,
-    matrix_from_pose,
     place_canonical,
-    pose_matrix_or_none,
     window_transforms,
 )
 
@@ -118,6 +123,8 @@ class SSRNode(LifecycleNode):
         self._last_window_id = 0  # latest window perceived and published (0: none since activation)
         self._last_finished_id = 0  # latest window the worker finished with, successfully or not
         self._pose_source = "none"
+        self._pose_gap_windows = 0  # windows whose first frame's camera pose was not known
+        self._last_pose_note = ""
         self._last_latency = float("nan")
         self._state_error = ""
         self._counters = PipelineCounters()
@@ -249,8 +256,9 @@ class SSRNode(LifecycleNode):
             self._subs.append(self.create_subscription(CameraInfo, params.topics.camera_info,
                                                        self._on_camera_info, qos, callback_group=self._aux_group))
         if self._pose_history is not None:
-            # Best effort matches both reliable and best-effort pose publishers.
-            pose_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
+            # Reliable: poses are small and each one decides where a window sits. A best-effort
+            # publisher does not match it (docs/ROS.md says how to bridge one).
+            pose_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
             self._subs.append(self.create_subscription(PoseStamped, params.topics.camera_pose,
                                                        self._on_camera_pose, pose_qos, callback_group=self._aux_group))
         self._worker = InferenceWorker(self._process_window, params.ask.queue_size, self._on_worker_error)
@@ -414,20 +422,36 @@ class SSRNode(LifecycleNode):
             worker.submit_window(job)
         return job
 
-    def _lookup_camera(self, camera_frame: str):
-        tf_buffer = self._tf_buffer
-        if tf_buffer is None:
-            return None
-        fixed, timeout = self.params.frames.fixed_frame, self.params.pose.tf_timeout
+    def _pose_sources(self, camera_frame: str) -> list[tuple[str, PoseLookup]]:
+        """Camera pose lookups in fallback order: tf2 (robots), then the camera_pose history."""
+        sources: list[tuple[str, PoseLookup]] = []
+        tf_buffer, history, pose = self._tf_buffer, self._pose_history, self.params.pose
+        if tf_buffer is not None and camera_frame:
+            fixed = self.params.frames.fixed_frame
+            waited = False
 
-        def lookup(stamp_ns: int):
-            try:
-                t = tf_buffer.lookup_transform(
-                    fixed, camera_frame, Time(nanoseconds=stamp_ns), timeout=Duration(seconds=timeout))
-            except tf2_ros.TransformException:  # lookup, connectivity, extrapolation, timeout: not from tf
-                return None
-            return matrix_from_pose(t.transform.translation, t.transform.rotation)
-        return lookup
+            def tf_lookup(stamp_ns: int) -> np.ndarray | None:
+                nonlocal waited  # only the first stamp waits pose.tf_timeout for late transforms
+                timeout = Duration(seconds=0.0 if waited else pose.tf_timeout)
+                waited = True
+                try:
+                    t = tf_buffer.lookup_transform(fixed, camera_frame, Time(nanoseconds=stamp_ns), timeout=timeout)
+                except tf2_ros.TransformException:  # lookup, connectivity, extrapolation, timeout: not from tf
+                    return None
+                return matrix_from_pose(t.transform.translation, t.transform.rotation)
+            sources.append(("tf", tf_lookup))
+        if history is not None:
+            sources.append(("camera_pose", lambda stamp_ns: history.at(stamp_ns, pose.max_age)))
+        return sources
+
+    def _report_pose(self, window_pose: WindowPose, parent: str) -> None:
+        if window_pose.source != self._pose_source:
+            self.get_logger().info(f"pose source: {window_pose.source} (canonical frame parent {parent!r})")
+        self._pose_source = window_pose.source
+        self._last_pose_note = window_pose.note
+        if window_pose.note:
+            self._pose_gap_windows += 1
+            self.get_logger().warning(window_pose.note)
 
     def _process_window(self, job: WindowJob) -> None:
         """Worker thread: one window; whatever happens, questions waiting for it are woken."""
@@ -444,21 +468,20 @@ class SSRNode(LifecycleNode):
         if model is None:
             return
         params = self.params
-        stamp = job.window.first_stamp_ns
         camera_frame = params.frames.camera_frame or job.window.frame_id
-        placement = place_canonical(
-            stamp, camera_frame, params.frames.fixed_frame, np.asarray(params.frames.up_vector),
-            self._lookup_camera(camera_frame), self._pose_history, params.pose.max_age)
-        if placement.source != self._pose_source:
-            self.get_logger().info(f"pose source: {placement.source} (canonical frame parent "
-                                   f"{placement.parent!r})")
-        self._pose_source = placement.source
-        model.before_window(job.window.stamps_ns)
-        perception = model.reasoner.perceive(job.window.frames, job.window_id)
+        window_pose = resolve_window_pose(job.window.stamps_ns, self._pose_sources(camera_frame),
+                                          params.window.min_frames)
+        window = job.window.starting_at(window_pose.first_index)
+        stamp = window.first_stamp_ns
+        placement = place_canonical(window_pose, camera_frame, params.frames.fixed_frame,
+                                    np.asarray(params.frames.up_vector))
+        self._report_pose(window_pose, placement.parent)
+        model.before_window(window.stamps_ns)
+        perception = model.reasoner.perceive(window.frames, job.window_id)
         latency = time.monotonic() - job.handed_off
         failures = f"; {len(perception.failures)} failures, first: {perception.failures[0].stage}: " \
             f"{perception.failures[0].reason}" if perception.failures else ""
-        self.get_logger().info(f"window {job.window_id}: {len(job.window.frames)} frames, "
+        self.get_logger().info(f"window {job.window_id}: {len(window.frames)} frames, "
                                f"{len(perception.objects)} objects, {len(perception.triplets)} triplets, "
                                f"{latency:.2f}s{failures}")
         canonical = params.frames.canonical_frame
@@ -473,7 +496,9 @@ class SSRNode(LifecycleNode):
         else:  # no camera pose and no camera frame name: nothing to hang the canonical frame on
             self._warn_once("no_tf", "no TF published: no camera pose, and the images have no header.frame_id "
                             "while frames.camera_frame is empty; set frames.camera_frame")
-        self._pubs["detections"].publish(detections_msg(perception, hdr, len(job.window.frames), latency))
+        self._pubs["detections"].publish(detections_msg(
+            perception, hdr, len(window.frames), latency, window_pose.source, window_pose.first_index,
+            window_pose.note))
         self._pubs["scene_graph"].publish(scene_graph_msg(perception, hdr))
         self._pubs["markers"].publish(window_markers(perception, hdr))
         with self._window_done:
@@ -567,7 +592,8 @@ class SSRNode(LifecycleNode):
             lifecycle_state=self._state_machine.current_state[1], error=self._state_error, model=self._model,
             pose_source=self._pose_source, counters=self._counters, buffer=self._buffer, ingest=self._ingest,
             worker=self._worker, last_window_id=self._last_window_id, last_latency_s=self._last_latency,
-            asks=self._asks)
+            asks=self._asks, extra={"windows_pose_gap": str(self._pose_gap_windows),
+                                    "last_pose_note": self._last_pose_note})
 
     def _publish_diagnostics(self) -> None:
         self._diag_pub.publish(diagnostic_array(self.stats(), f"{self.get_name()}: pipeline",
