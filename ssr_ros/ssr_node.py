@@ -48,6 +48,7 @@ from ssr_ros.inputs.frame_ingest import FrameIngest
 from ssr_ros.inputs.image_conversion import ImageDecoder, Rejected, validate
 from ssr_ros.inputs.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
 from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
+from ssr_ros.node_cli import check_command_line, fail
 from ssr_ros.node_params import SPEC_BY_NAME, SPECS, NodeParams, check_model_config, check_update, check_value
 from ssr_ros.outputs.markers import window_markers
 from ssr_ros.outputs.messages import (
@@ -606,9 +607,15 @@ def executor_threads(node: SSRNode) -> int:
 
 
 def main(args=None) -> None:
+    argv = check_command_line(
+        "ssr_node", "SSR managed (lifecycle) node: windows of camera frames -> 7-DoF boxes, scene graph, "
+        "TF, markers, ~/ask. See docs/ROS.md.", [(s.name, s.default, s.description) for s in SPECS], args)
     # Image callbacks must not wait behind a thread holding the GIL for the default 5 ms.
     sys.setswitchinterval(0.001)
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=argv)
+    except RuntimeError as exc:  # rclpy's RCLError: malformed --ros-args
+        fail("ssr_node", f"bad ROS arguments: {str(exc).split(', at ')[0]}")
     node = SSRNode()
     executor = MultiThreadedExecutor(num_threads=executor_threads(node))
     executor.add_node(node)
