@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from rclpy.utilities import remove_ros_args
 
@@ -19,11 +20,11 @@ ROS_ARGS_HELP = ("ROS arguments follow --ros-args: -p NAME:=VALUE (a parameter),
 class NodeArgumentParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line and exits 1 (the project's CLI convention)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         fail(self.prog, f"{message} (see --help)")
 
 
-def fail(prog: str, message: str) -> None:
+def fail(prog: str, message: str) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(1)
 

@@ -195,7 +195,6 @@ def main(args=None) -> None:
     except (ReplayError, ParameterException) as exc:  # bad bag or parameter: one line, not a traceback
         rclpy.try_shutdown()
         fail("ssr_replay", str(exc))
-        return
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
