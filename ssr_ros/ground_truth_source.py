@@ -13,7 +13,6 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from ssr_core.data.annotations import WindowAnnotation
-from ssr_core.data.ground_truth import DEFAULT_OTHER_ANSWER
 from ssr_core.data.questions import generate_qa
 from ssr_core.data.rosbag_io import IMAGE_TOPIC, TYPESTORE
 from ssr_core.data.scene_io import load_scene
@@ -23,13 +22,19 @@ from ssr_ros.outputs.messages import ns_from_stamp
 QA_SEED = 0
 
 
+class UnanswerableQuestion(ValueError):
+    """The stand-in holds no true answer to this question; the reasoner reports a failed answer."""
+
+
 class GroundTruthSource:
     """WindowAnnotation of the frames the node is about to perceive, from the scene directory.
 
     Frames are identified by header stamp against the image stamps of `<scene_dir>/recording`, so
     the recording must be replayed with its original stamps (no loop). Free questions are answered
     when they are one of the VSI-Bench questions `ssr_core.data.questions` generates for the asked
-    window (rng seed QA_SEED), so a demo can ask a question whose true answer it knows.
+    window (rng seed QA_SEED), so a demo can ask a question whose true answer it knows; any other
+    question raises UnanswerableQuestion, which ~/ask returns as success=false with that reason
+    (never a made-up "unknown" that looks like an answer).
     """
 
     def __init__(self, scene_dir: str | Path):
@@ -63,4 +68,9 @@ class GroundTruthSource:
         if self._qa[0] is not annotation:
             items = generate_qa(annotation, np.random.default_rng(QA_SEED))
             self._qa = (annotation, {i.messages[-1]["content"]: i.answer for i in items if i.task == "vsibench"})
-        return next((a for q, a in self._qa[1].items() if q in prompt), DEFAULT_OTHER_ANSWER)
+        answer = next((a for q, a in self._qa[1].items() if q in prompt), None)
+        if answer is None:
+            raise UnanswerableQuestion(
+                "the ground-truth stand-in only answers the VSI-Bench questions generated for this window "
+                f"(ssr_core.data.questions, seed {QA_SEED}); it has no true answer to this one")
+        return answer
