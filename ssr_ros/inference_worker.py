@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from ssr_ros.worker_thread import WorkerThread
+from ssr_ros.inputs.worker_thread import WorkerThread
 
 
 class QueueFull(RuntimeError):

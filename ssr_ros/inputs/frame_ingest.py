@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ssr_ros.worker_thread import WorkerThread
+from ssr_ros.inputs.worker_thread import WorkerThread
 
 DEFAULT_DEPTH = 4
 TIMING_SAMPLES = 2000

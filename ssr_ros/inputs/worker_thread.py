@@ -1,5 +1,8 @@
 """The thread skeleton FrameIngest and InferenceWorker share (pure Python, no rclpy).
 
+It lives with the inputs because the ingest thread is its first user; the model thread
+(ssr_ros.inference_worker) imports it from here, which keeps inputs free of node-level imports.
+
 One daemon thread waits on a condition until there is work or a stop; it takes one item while
 holding the lock and runs it without, so producers (ROS callbacks) only ever wait for a few
 list operations, never for the work itself.
