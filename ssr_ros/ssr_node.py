@@ -81,8 +81,9 @@ class SSRNode(LifecycleNode):
     """Managed node: perceives windows of camera frames and answers ~/ask about them.
 
     Transitions (each callback returns SUCCESS, or FAILURE with the reason logged, kept in
-    /diagnostics `error` and returned by ~/ask; an exception inside one is caught and turned into
-    FAILURE, so the node never lands in ErrorProcessing without a word):
+    /diagnostics `error` and returned by ~/ask; FAILURE leaves the node in the state it started
+    from. configure and activate turn any exception into FAILURE, so a bad value never sends the
+    node to ErrorProcessing without a word; no callback returns ERROR):
 
     * on_configure (unconfigured -> inactive): checks every parameter (cross-field rules and the
       model kind's paths), loads the model, creates the frame buffer, decoder, lifecycle
@@ -95,8 +96,9 @@ class SSRNode(LifecycleNode):
       cached windows (accelerator memory) and the buffered frames; the model stays loaded.
     * on_cleanup (inactive -> unconfigured): also drops the model, publishers and tf2 listener.
     * on_shutdown (any -> finalized): stops everything and drops the model.
-    * on_error (ErrorProcessing, entered only if rclpy itself fails a transition): stops and drops
-      everything and returns SUCCESS, so the node goes back to unconfigured, ready to be fixed.
+    * on_error (ErrorProcessing: a callback raised outside configure/activate, or rclpy failed a
+      transition): stops and drops everything and returns SUCCESS, so the node goes back to
+      unconfigured, ready to be configured again (returning FAILURE there would finalize it).
 
     Parameters are validated on every set (bad ones refused with a reason); accepted values are
     kept as one typed, frozen NodeParams (`self.params`) that every use site reads.
