@@ -69,16 +69,19 @@ def test_eval_run_labels_a_base_model_zero_shot(base_dir, dataset, tmp_path, cap
 
 def test_node_model_kind_base_loads_a_downloaded_folder(base_dir):
     pytest.importorskip("rosbags", reason="ssr_ros.model_loading reads recordings with rosbags")
-    from ssr_ros import node_params as P
     from ssr_ros.model_loading import load_model
+    from ssr_ros.node_params import NodeParams, check_model_config, defaults
 
-    values = {**P.defaults(), "model.kind": "base", "model.checkpoint": str(base_dir), "model.device": "cpu"}
-    model = load_model(values)
+    values = {**defaults(), "model.kind": "base", "model.checkpoint": str(base_dir), "model.device": "cpu"}
+    assert check_model_config(values) is None
+    model = load_model(NodeParams.from_values(values))
     assert model.zero_shot and not model.trained and "zero-shot" in model.description
     model.reasoner.perceive(FRAMES, window_id=1)
     assert model.reasoner.ask("How big is the room?", (), 1).zero_shot
+    empty = {**values, "model.checkpoint": ""}
+    assert "needs model.checkpoint" in str(check_model_config(empty))
     with pytest.raises(ValueError, match="needs model.checkpoint"):
-        load_model({**values, "model.checkpoint": ""})
+        load_model(NodeParams.from_values(empty))
 
 
 def test_a_downloaded_qwen3_vl_folder_is_a_base_model_too(tmp_path):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,10 +124,12 @@ def build_model(
     accelerator: Accelerator,
     output_dir: Path,
     dtype: torch.dtype = torch.float32,
-) -> tuple[SSRForConditionalGeneration, object]:
-    """(model in `dtype`, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
+) -> tuple[SSRForConditionalGeneration, Any]:
+    """(model in `dtype`, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`
+    (TrainConfig.validate has checked that the stage's paths are set)."""
     read = reads_weights(accelerator)
     if stage == 1:
+        assert cfg.base is not None
         if cfg.base in TINY_BASES:
             model = build_tiny_ssr(
                 "2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed, family=TINY_BASES[cfg.base]
@@ -137,6 +140,7 @@ def build_model(
             model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=dtype, read_weights=read)
             tokenizer = AutoTokenizer.from_pretrained(cfg.base, local_files_only=True)
     else:
+        assert cfg.init_from is not None and cfg.vggt is not None
         tiny = cfg.vggt == "tiny"
         vggt_path = _tiny_vggt_file(accelerator, output_dir, seed) if tiny else Path(cfg.vggt)
         torch.manual_seed(seed)  # the fresh 3D branch's initialisation

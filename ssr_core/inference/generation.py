@@ -30,7 +30,7 @@ from transformers import AutoTokenizer, DynamicCache
 
 from ssr_core.errors import InputError
 from ssr_core.inference.devices import resolve_device, resolve_dtype
-from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
+from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt, prompt_format_compatible
 from ssr_core.model.configuration_ssr import text_config
 from ssr_core.model.modeling_ssr import SSRForConditionalGeneration, VideoFeatures, is_ssr_checkpoint
 from ssr_core.model.processing_ssr import SSRInputBuilder
@@ -97,7 +97,7 @@ class SSRGenerator:
                 "zero-shot: the model was never trained for SSR; it answers SSR-2D prompts as a plain "
                 "base model, so formats may not be followed and boxes are only as good as its 3D grounding"
             )
-        elif trained_on != PROMPT_FORMAT_VERSION:
+        elif not prompt_format_compatible(trained_on):
             log.warning(
                 "the model was trained with prompt format %r but this code writes format %r: "
                 "answers may not follow the expected formats",

@@ -72,8 +72,13 @@ def _transform(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ m[:3, :3].T + m[:3, 3]
 
 
-def read_instances(scan_dir: Path, scene_id: str, alignment: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
-    """[(label, aligned vertices of the instance)] in aggregation order, and the floor's vertices."""
+def read_instances(
+    scan_dir: Path, scene_id: str, alignment: np.ndarray
+) -> tuple[list[tuple[str, np.ndarray, int]], np.ndarray]:
+    """[(label, aligned vertices, ScanNet objectId)] in aggregation order, and the floor's vertices.
+
+    The objectId is what referring-expression datasets (ScanRefer, ReferIt3D, Multi3DRefer) cite.
+    """
     ply = PlyData.read(str(scan_dir / f"{scene_id}_vh_clean_2.ply"))
     v = ply["vertex"]
     vertices = _transform(alignment, np.column_stack([v["x"], v["y"], v["z"]]).astype(np.float64))
@@ -94,14 +99,14 @@ def read_instances(scan_dir: Path, scene_id: str, alignment: np.ndarray) -> tupl
         if label == "floor":
             floor = np.vstack([floor, pts])
         if label not in STRUCTURAL:
-            instances.append((label, pts))
+            instances.append((label, pts, int(group.get("objectId", group.get("id", 0)))))
     return instances, (floor if len(floor) else vertices)
 
 
-def _objects(instances: list[tuple[str, np.ndarray]]) -> list[OrientedObject]:
+def _objects(instances: list[tuple[str, np.ndarray, int]]) -> list[OrientedObject]:
     counts: dict[str, int] = {}
     objects = []
-    for label, pts in instances:
+    for label, pts, _ in instances:
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         k = counts.get(label, 0)
         counts[label] = k + 1
@@ -164,6 +169,11 @@ def convert_scannet(root: str | Path, scene_id: str, out_dir: str | Path, frame_
         depth_paths=[],
         root=scene_dir,
     )
-    extra = {"source_frames": kept, "axis_alignment": alignment.tolist(), "box_rule": "axis-aligned min/max of aligned segment vertices"}
+    extra = {
+        "source_frames": kept,
+        "axis_alignment": alignment.tolist(),
+        "box_rule": "axis-aligned min/max of aligned segment vertices",
+        "scannet_object_ids": [object_id for _, _, object_id in instances],  # per object, in order
+    }
     save_scene(scene, scene_dir, source="scannet", visibility_rule=visibility_rule(has_depth), extra=extra)
     return scene
