@@ -70,3 +70,40 @@ def test_fsdp_wrap_classes_absent_from_the_model_are_dropped():
     assert plugin.transformer_cls_names_to_wrap == ["Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"]
     keep_present_wrap_classes(accelerator, build_tiny_ssr("3d", num_frames=2))  # type: ignore[arg-type]
     assert plugin.transformer_cls_names_to_wrap == ["Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"]
+
+
+@pytest.mark.slow
+def test_two_process_fsdp_loading_reads_weights_once_and_matches_one_process(tmp_path):
+    """bench/lean_loading_bench.py fsdp under torchrun (gloo, CPU): process 1 builds on meta, receives
+    its shards from process 0, and the first loss equals the unsharded model's."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from ssr_core.model.processing_ssr import SSRInputBuilder
+
+    folder = save_tiny_base_model(tmp_path / "base")
+    bench = Path(__file__).resolve().parents[1] / "bench" / "lean_loading_bench.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(bench),
+         "fsdp", "--dir", str(folder), "--steps", "1"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = {r["rank"]: r for r in (json.loads(line) for line in run.stdout.splitlines() if line.startswith("{"))}
+    assert ranks[0]["reads_weights"] and not ranks[1]["reads_weights"]
+    assert ranks[0]["losses"] == ranks[1]["losses"]
+    model = SSRForConditionalGeneration.from_pretrained(folder, dtype=torch.bfloat16)
+    model.ssr_config.num_frames, model.ssr_config.image_size = 2, (56, 56)
+    builder = SSRInputBuilder(AutoTokenizer.from_pretrained(folder), model.ssr_config, model.config)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 56, 56, 3), dtype=np.uint8)
+    batch = builder.build_training_inputs(frames, "How many chairs are in the room?", "3")
+    batch.pop("vggt_images")
+    with torch.no_grad():
+        assert abs(float(model(**batch).loss) - ranks[0]["losses"][0]) < 1e-3
