@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from test_evaluation import dataset  # noqa: F401  (fixture)
+from test_vsibench_benchmark import bench  # noqa: F401  (fixture)
 
 from ssr_core.commands import evaluate as eval_command
 from ssr_core.inference.generation import ModelKindError, SSRGenerator
@@ -94,3 +95,19 @@ def test_a_downloaded_qwen3_vl_folder_is_a_base_model_too(tmp_path):
     reasoner = SceneReasoner(generator)
     assert reasoner.perceive(FRAMES, window_id=1).zero_shot
     assert reasoner.ask("How many chairs are in the room?", (), 1).zero_shot
+
+
+@pytest.mark.slow
+def test_vsibench_runner_takes_the_base_kind(base_dir, bench, tmp_path, capsys):  # noqa: F811
+    from test_vsibench_benchmark import argv
+
+    from ssr_core.commands import main as cli
+    from ssr_core.commands.benchmark import run_vsibench
+
+    args = argv(bench, "--model-kind", "base", "--device", "cpu", "--limit-videos", "1", "--max-new-tokens", "2",
+                "--report", str(tmp_path / "report.json"))
+    args[args.index("--checkpoint") + 1] = str(base_dir)
+    assert run_vsibench(cli.build_parser().parse_args(args)) == 0
+    printed = capsys.readouterr()
+    assert "ZERO-SHOT" in printed.err and printed.out.startswith("ZERO-SHOT")
+    assert json.loads((tmp_path / "report.json").read_text())["zero_shot"] is True

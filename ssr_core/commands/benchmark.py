@@ -2,6 +2,7 @@
 
     ssr eval vsibench-run --checkpoint CKPT --questions VSI-Bench/test.jsonl \\
         --videos VSI-Bench --out runs/vsibench/predictions.jsonl [--debiased] [--lenient]
+    ssr eval vsibench-run --model-kind base --checkpoint /models/Qwen2.5-VL-7B-Instruct ...   # zero-shot
 
 Rerunning the same command after a kill resumes: predictions already in --out are kept.
 Exit status: 0 done, 1 bad input, 3 the model failed, 130 interrupted (both keep --out).
@@ -33,6 +34,7 @@ from ssr_core.evaluation.vsibench import format_details, format_table
 from ssr_core.inference.reasoner import WindowGenerator
 
 GeneratorFactory = Callable[[argparse.Namespace], WindowGenerator]
+ZERO_SHOT_NOTE = "ZERO-SHOT: an untrained base model with the SSR-2D prompts, not a trained SSR model"
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 3, 130
 
 
@@ -53,6 +55,9 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
         if args.limit_videos is not None:
             questions = limit_videos(questions, args.limit_videos)
         generator = make_generator(args)
+        zero_shot = bool(getattr(generator, "zero_shot", False))  # SSRGenerator over an untrained base
+        if zero_shot:
+            say(f"ssr eval vsibench-run: {ZERO_SHOT_NOTE}")
         run = run_benchmark(questions, videos, generator, out, args.num_frames, args.max_new_tokens,
                             progress=not args.no_progress)
     except (CliError, BenchmarkInputError) as exc:
@@ -70,7 +75,10 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
         say(f"ssr eval vsibench-run: {line}")
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        scores = {**report.to_json(), **({"zero_shot": True} if zero_shot else {})}
+        Path(args.report).write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")
+    if zero_shot:
+        print(ZERO_SHOT_NOTE)
     print("\n".join(summary_lines(report, run)))
     print()
     print(format_table(report.scores))
@@ -87,7 +95,11 @@ def add_vsibench_run_command(subparsers: Any, make_generator: GeneratorFactory =
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="SSR checkpoint directory")
+    parser.add_argument("--checkpoint", required=True,
+                        help="model directory: an SSR checkpoint, or with --model-kind base a downloaded base model")
+    parser.add_argument("--model-kind", default="ssr", choices=("ssr", "base"),
+                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL / Qwen3-VL instruct folder, run "
+                             "zero-shot with the SSR-2D prompts (default %(default)s)")
     parser.add_argument("--questions", required=True,
                         help="question rows: test.jsonl, test-00000-of-00001.parquet or test_debiased.parquet")
     parser.add_argument("--videos", required=True, help="folder holding <dataset>/<scene_name>.mp4")
