@@ -1,7 +1,7 @@
 """ssr_node's persistent object map: which windows enter it, how a window becomes the map's input,
 and the map file (autoload on configure, autosave on cleanup/shutdown, the save/load/clear services).
 
-No rclpy and no messages, so the rules are unit-tested directly; the map itself is
+No rclpy, so the rules are unit-tested directly; the map itself is
 ssr_core.mapping.ObjectMap (docs/MAP.md). The node calls `MapKeeper` from its model thread
 (integrate) and from service callbacks (save, load, clear, snapshot); one lock keeps each of
 those whole, so a save never records a half-integrated window as saved.
@@ -9,7 +9,6 @@ those whole, so a save never records a half-integrated window as saved.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from ssr_core.mapping.object_map import (
 from ssr_core.scene.cogmap import LocalCogMap
 from ssr_core.scene.layout import LayoutResult
 from ssr_ros.node_params import MapParams
+from ssr_ros.outputs.messages import ns_from_seconds
 
 NOT_ANCHORED = "level_camera"  # placement source whose canonical frame hangs on the camera, not the fixed frame
 
@@ -231,5 +231,4 @@ class MapKeeper:
 
 
 def _newest_stamp_ns(objects: Sequence[MapObject]) -> int:
-    newest = max((o.last_seen for o in objects), default=0.0)
-    return int(round(newest * 1e9)) if math.isfinite(newest) and newest > 0 else 0
+    return ns_from_seconds(max((o.last_seen for o in objects), default=0.0))

@@ -264,9 +264,7 @@ class SSRNode(LifecycleNode):
         """The object map and its latched topics (a late subscriber, RViz, gets the current map)."""
         params = self.params.map
         self._map = MapKeeper(map_config(params))
-        loaded = self._map.autoload(params.path) if params.autoload else None
-        if loaded is not None:
-            (self.get_logger().info if loaded.success else self.get_logger().error)(f"map: {loaded.message}")
+        self._log_map(self._map.autoload(params.path) if params.autoload else None)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._pubs.update({
             "map": self.create_lifecycle_publisher(ObjectMapMsg, "~/map", latched),
@@ -597,8 +595,12 @@ class SSRNode(LifecycleNode):
             self._send_transforms(map_transforms(snap.objects, fixed, snap.stamp_ns, params.map.frame_prefix))
 
     def _log_map(self, outcome: Outcome | None) -> None:
-        if outcome is not None:
-            (self.get_logger().info if outcome.success else self.get_logger().error)(f"map: {outcome.message}")
+        if outcome is None:
+            return
+        if outcome.success:  # (rclpy wants one severity per logging call site)
+            self.get_logger().info(f"map: {outcome.message}")
+        else:
+            self.get_logger().error(f"map: {outcome.message}")
 
     def _map_unavailable(self) -> str:
         if not self.params.map.enabled:

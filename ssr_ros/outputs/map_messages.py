@@ -7,12 +7,10 @@ the map's persistent ids (`label_k`, kept across restarts).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped
 from ssr_msgs.msg import BoundingBox7DoF, SceneGraph
 from ssr_msgs.msg import MapObject as MapObjectMsg
@@ -21,17 +19,9 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection3DArray
 
 from ssr_core.mapping.map_object import MapObject
-from ssr_ros.outputs.messages import triplet_msgs
+from ssr_ros.outputs.messages import ns_from_seconds, stamp_from_ns, triplet_msgs
 from ssr_ros.outputs.tf_publishing import object_matrix, transform_msg
 from ssr_ros.outputs.vision_messages import detection3d_array
-
-
-def time_from_seconds(seconds: float) -> Time:
-    """The map keeps stamps as float seconds (sub-microsecond precision at today's epoch)."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        return Time()
-    ns = int(round(seconds * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def map_object_msg(obj: MapObject) -> MapObjectMsg:
@@ -41,7 +31,8 @@ def map_object_msg(obj: MapObject) -> MapObjectMsg:
         box=BoundingBox7DoF(instance_id=obj.object_id, label=obj.label, x=x, y=y, z=z, length=length,
                             width=width, height=height, yaw=yaw, score=float(obj.confidence)),
         confidence=float(obj.confidence), observations=int(obj.observations), misses=int(obj.misses),
-        first_seen=time_from_seconds(obj.first_seen), last_seen=time_from_seconds(obj.last_seen),
+        first_seen=stamp_from_ns(ns_from_seconds(obj.first_seen)),
+        last_seen=stamp_from_ns(ns_from_seconds(obj.last_seen)),
     )
 
 

@@ -25,6 +25,14 @@ def ns_from_stamp(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def ns_from_seconds(seconds: float) -> int:
+    """The object map keeps stamps as float seconds, exact to about 0.25 us at today's epoch:
+    rounded to the microsecond, stamps that were whole microseconds come back exactly."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return 0
+    return int(round(seconds * 1e6)) * 1000
+
+
 def header(frame_id: str, stamp_ns: int) -> Header:
     return Header(frame_id=frame_id, stamp=stamp_from_ns(stamp_ns))
 
