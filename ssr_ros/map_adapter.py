@@ -120,7 +120,7 @@ class MapKeeper:
         self.map = ObjectMap(config)
         self._lock = threading.Lock()
         self._dirty = False  # changed since the last load or save
-        self._unreadable: str | None = None  # a path whose file failed to load
+        self._unreadable: set[str] = set()  # paths of existing files that failed to load
         self.stamp_ns = 0
         self.windows_not_anchored = 0
         self.windows_refused = 0
@@ -168,11 +168,12 @@ class MapKeeper:
             try:
                 self.map.load(path)
             except MapFileError as exc:
-                self._unreadable = os.path.abspath(path)
+                if Path(path).exists():
+                    self._unreadable.add(os.path.abspath(path))
                 self.error = str(exc)
                 return Outcome(False, f"map not loaded, the current map is unchanged: {exc}")
             self._dirty = False
-            self._unreadable = None
+            self._unreadable.discard(os.path.abspath(path))
             self.error = ""
             self.stamp_ns = _newest_stamp_ns(self.map.objects(include_tentative=True))
             total, confirmed = len(self.map), len(self.map.confirmed_objects())
@@ -185,7 +186,7 @@ class MapKeeper:
             aside = ""
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-                if self._unreadable == os.path.abspath(path) and Path(path).exists():
+                if os.path.abspath(path) in self._unreadable and Path(path).exists():
                     os.replace(path, path + ".corrupt")
                     aside = f" (the unreadable file there was kept as {path}.corrupt)"
                 self.map.save(path)
@@ -193,7 +194,7 @@ class MapKeeper:
                 self.error = f"cannot save the map to {path}: {exc}"
                 return Outcome(False, self.error)
             self._dirty = False
-            self._unreadable = None
+            self._unreadable.discard(os.path.abspath(path))
             self.error = ""
             total, confirmed = len(self.map), len(self.map.confirmed_objects())
         return Outcome(True, f"saved {confirmed} confirmed and {total - confirmed} tentative objects to {path}"

@@ -56,7 +56,12 @@ from ssr_ros.map_adapter import CameraModel, MapKeeper, Outcome, camera_model, m
 from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
 from ssr_ros.node_cli import check_command_line, fail
 from ssr_ros.node_params import SPEC_BY_NAME, SPECS, NodeParams, check_model_config, check_update, check_value
-from ssr_ros.outputs.map_messages import map_detections_msg, map_scene_graph_msg, map_transforms, object_map_msg
+from ssr_ros.outputs.map_messages import (
+    map_detections_msg,
+    map_scene_graph_msg,
+    map_transforms,
+    object_map_msg,
+)
 from ssr_ros.outputs.markers import map_markers, window_markers
 from ssr_ros.outputs.messages import (
     detections_msg,
