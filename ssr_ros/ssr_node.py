@@ -610,7 +610,9 @@ class SSRNode(LifecycleNode):
     def _map_unavailable(self) -> str:
         if not self.params.map.enabled:
             return "map disabled (map.enabled is false)"
-        return "map not available: the node is not configured"
+        if self._model is None:
+            return "map not available: the node is not configured"
+        return "map not available: map.enabled was set after configure and applies at the next configure"
 
     def _map_service(self, response, action, publish: bool):
         keeper = self._map
