@@ -116,8 +116,9 @@ class MapKeeper:
     path it is moved aside to `<path>.corrupt`, so a corrupt map can still be inspected by hand.
     """
 
-    def __init__(self, config: MapConfig):
+    def __init__(self, config: MapConfig, frame: str):
         self.map = ObjectMap(config)
+        self.frame = frame  # the fixed frame every map object is in (frames.fixed_frame at configure)
         self._lock = threading.Lock()
         self._dirty = False  # changed since the last load or save
         self._unreadable: set[str] = set()  # paths of existing files that failed to load
@@ -128,13 +129,19 @@ class MapKeeper:
 
     # ------------------------------------------------------------ windows
 
-    def integrate(self, window: WindowDetections | None, stamp_ns: int) -> tuple[IntegrationResult | None, str]:
-        """(result, "") when integrated; (None, why not) for a level-camera window or one the map
-        refused (MapInputError, e.g. a fixed frame that is not z-up); the map is then unchanged."""
+    def integrate(self, window: WindowDetections | None, stamp_ns: int,
+                  frame: str) -> tuple[IntegrationResult | None, str]:
+        """(result, "") when integrated; (None, why not) for a level-camera window, a window placed
+        in another fixed frame than the map's, or one the map refused (MapInputError, e.g. a fixed
+        frame that is not z-up); the map is then unchanged."""
         if window is None:
             self.windows_not_anchored += 1
             return None, ("window not integrated into the map: its canonical frame is not anchored in the fixed "
                           "frame (pose source level_camera); publish camera poses (tf or camera_pose)")
+        if frame != self.frame:
+            self.windows_refused += 1
+            return None, (f"window not integrated into the map: it is placed in {frame!r}, the map is in "
+                          f"{self.frame!r} (frames.fixed_frame changed after configure; reconfigure the node)")
         with self._lock:
             try:
                 result = self.map.integrate(window)

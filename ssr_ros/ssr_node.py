@@ -268,7 +268,7 @@ class SSRNode(LifecycleNode):
     def _open_map(self) -> None:
         """The object map and its latched topics (a late subscriber, RViz, gets the current map)."""
         params = self.params.map
-        self._map = MapKeeper(map_config(params))
+        self._map = MapKeeper(map_config(params), self.params.frames.fixed_frame)
         self._log_map(self._map.autoload(params.path) if params.autoload else None)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._pubs.update({
@@ -573,9 +573,9 @@ class SSRNode(LifecycleNode):
         poses = frame_poses(window.stamps_ns, lookup) if lookup is not None else None
         detections = window_detections(perception.objects, placement.source, placement.parent_from_canonical,
                                        window.first_stamp_ns, poses, self._camera)
-        result, why_not = keeper.integrate(detections, window.first_stamp_ns)
+        result, why_not = keeper.integrate(detections, window.first_stamp_ns, placement.parent)
         if result is None:
-            self._warn_once(f"map_skip_{placement.source}", why_not + " (logged once, counted in /diagnostics)")
+            self._warn_once(f"map_skip_{why_not[:60]}", why_not + " (logged once, counted in /diagnostics)")
             return None
         if result.created or result.confirmed or result.removed or result.merged or result.evicted:
             self.get_logger().info(
@@ -589,7 +589,7 @@ class SSRNode(LifecycleNode):
         if keeper is None or not self._active or "map" not in self._pubs:
             return
         snap = keeper.snapshot()
-        fixed = params.frames.fixed_frame
+        fixed = keeper.frame
         hdr = header(fixed, snap.stamp_ns)
         self._pubs["map"].publish(object_map_msg(snap.objects, snap.tentative, snap.windows_integrated, hdr))
         self._pubs["map_markers"].publish(map_markers(snap.objects, snap.triplets, hdr))

@@ -46,14 +46,14 @@ WINDOW = [
 
 
 def _keeper(**config) -> MapKeeper:
-    return MapKeeper(MapConfig(confirm_windows=1, **config))
+    return MapKeeper(MapConfig(confirm_windows=1, **config), "odom")
 
 
 def _integrate(keeper: MapKeeper, objects=WINDOW, stamp_ns: int = STAMP_NS, shift=(0.0, 0.0)):
     fixed_from_canonical = np.eye(4)
     fixed_from_canonical[:2, 3] = shift
     window = window_detections(objects, "camera_pose", fixed_from_canonical, stamp_ns, None, None)
-    return keeper.integrate(window, stamp_ns)
+    return keeper.integrate(window, stamp_ns, "odom")
 
 
 def test_map_config_follows_the_parameters():
@@ -89,12 +89,14 @@ def test_window_detections_only_for_windows_in_the_fixed_frame():
 
 def test_not_anchored_and_refused_windows_leave_the_map_unchanged():
     keeper = _keeper()
-    result, why = keeper.integrate(None, STAMP_NS)
+    result, why = keeper.integrate(None, STAMP_NS, "odom")
     assert result is None and "level_camera" in why and keeper.windows_not_anchored == 1
     tilted = np.eye(4)
     tilted[:3, :3] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]  # canonical up along the fixed frame's -y
-    result, why = keeper.integrate(window_detections(WINDOW, "tf", tilted, STAMP_NS, None, None), STAMP_NS)
+    result, why = keeper.integrate(window_detections(WINDOW, "tf", tilted, STAMP_NS, None, None), STAMP_NS, "odom")
     assert result is None and "not integrated" in why and keeper.windows_refused == 1
+    result, why = keeper.integrate(window_detections(WINDOW, "tf", np.eye(4), STAMP_NS, None, None), STAMP_NS, "map")
+    assert result is None and "the map is in 'odom'" in why and keeper.windows_refused == 2
     assert len(keeper.map) == 0 and keeper.stamp_ns == 0 and keeper.autosave("/nowhere/map.json") is None
 
 
@@ -148,7 +150,7 @@ def test_save_error_is_reported_not_raised(tmp_path):
 
 
 def test_stats_keys():
-    keeper = MapKeeper(MapConfig(confirm_windows=2))
+    keeper = MapKeeper(MapConfig(confirm_windows=2), "odom")
     _integrate(keeper)
     stats = keeper.stats("/maps/a.json")
     assert stats == {"map_objects": "0", "map_tentative": "3", "map_windows_integrated": "1",
