@@ -106,16 +106,19 @@ def pipeline_stats(
 
 
 def diagnostic_status(stats: dict[str, str], name: str) -> DiagnosticStatus:
-    """ERROR with a transition's failure reason, WARN when not active or degraded, else OK."""
+    """ERROR with a transition's failure reason, WARN when not active or degraded (rejected frames,
+    no camera pose, a map file that could not be loaded or saved), else OK."""
     pose_source = stats["pose_source"]
     if stats["error"]:
         level, message = DiagnosticStatus.ERROR, stats["error"]
     elif stats["lifecycle_state"] != "active":
         level, message = DiagnosticStatus.WARN, f"node is {stats['lifecycle_state']}"
-    elif stats["frames_rejected"] != "0" or pose_source == "level_camera" or stats.get("last_pose_note"):
+    elif (stats["frames_rejected"] != "0" or pose_source == "level_camera" or stats.get("last_pose_note")
+          or stats.get("map_error")):
         level, message = DiagnosticStatus.WARN, (
             f"pose source {pose_source}; {stats['frames_rejected']} frames rejected"
-            + (f"; last window: {stats['last_pose_note']}" if stats.get("last_pose_note") else ""))
+            + (f"; last window: {stats['last_pose_note']}" if stats.get("last_pose_note") else "")
+            + (f"; map: {stats['map_error']}" if stats.get("map_error") else ""))
     else:
         level, message = DiagnosticStatus.OK, f"pose source {pose_source}"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=stats["model_device"],

@@ -80,6 +80,37 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("ask.timeout", 30.0, "seconds a question may wait and run before it fails", range=(0.1, 3600.0)),
     ParamSpec("diagnostics.period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0),
               read_only=True),
+    # The persistent object map (ssr_core.mapping, docs/MAP.md); the map.* rules apply at configure
+    # except map.path and map.publish_tf, read when used.
+    ParamSpec("map.enabled", True, "integrate every window placed in frames.fixed_frame into a persistent "
+              "object map and publish it (~/map, ~/map_markers, ~/map_scene_graph, ~/map_detections)"),
+    ParamSpec("map.path", "", "map file (JSON) for ~/save_map, ~/load_map, autoload and autosave; "
+              "empty = no file"),
+    ParamSpec("map.autoload", True, "load map.path on configure when the file exists"),
+    ParamSpec("map.autosave", True, "save the map to map.path on cleanup and shutdown when it changed"),
+    ParamSpec("map.publish_tf", False, "also publish fixed_frame -> <map.frame_prefix><id> per confirmed object"),
+    ParamSpec("map.frame_prefix", "ssr_map/", "prefix of the per-map-object frames"),
+    ParamSpec("map.gate_iou", 0.1, "a detection may join a map object of its label with this 3-D IoU ...",
+              range=(0.0, 1.0)),
+    ParamSpec("map.gate_distance", 0.6, "... or with centres this close (metres)", range=(0.01, 10.0)),
+    ParamSpec("map.confirm_windows", 2, "windows an object must be detected in before it is published",
+              range=(1, 1000)),
+    ParamSpec("map.miss_limit", 3, "windows in a row that should have shown an object and did not, after "
+              "which it is removed", range=(1, 1000)),
+    ParamSpec("map.merge_iou", 0.25, "same-label map objects overlapping this much (3-D IoU) are merged ...",
+              range=(0.01, 1.0)),
+    ParamSpec("map.merge_distance", 0.2, "... or with centres this close (metres)", range=(0.0, 10.0)),
+    ParamSpec("map.max_objects", 2000, "bound on map objects, tentative ones included (eviction: tentative "
+              "first, then the one seen longest ago)", range=(1, 1000000)),
+    ParamSpec("map.min_score", 0.0, "detections scoring below this are not integrated", range=(0.0, 1.0)),
+    ParamSpec("map.view_min_range", 0.3, "camera depth (metres) from which an object is expected to be "
+              "detected (miss test)", range=(0.0, 100.0)),
+    ParamSpec("map.view_max_range", 5.0, "camera depth (metres) up to which an object is expected to be "
+              "detected (miss test)", range=(0.01, 1000.0)),
+    ParamSpec("map.view_margin", 0.05, "share of the image size the object's centre must be inside the "
+              "border (miss test)", range=(0.0, 0.49)),
+    ParamSpec("map.view_min_fraction", 0.3, "share of a window's frames that must show the object's centre "
+              "for a miss to count", range=(0.01, 1.0)),
 )
 
 SPEC_BY_NAME = {s.name: s for s in SPECS}
@@ -135,6 +166,12 @@ def check_update(current: dict[str, Any], updates: dict[str, Any]) -> str | None
                 f"({merged['window.frames']})")
     if merged["frames.fixed_frame"] == merged["frames.canonical_frame"]:
         return "frames.canonical_frame must differ from frames.fixed_frame"
+    if merged["map.view_min_range"] >= merged["map.view_max_range"]:
+        return (f"map.view_min_range ({merged['map.view_min_range']}) must be below map.view_max_range "
+                f"({merged['map.view_max_range']})")
+    if merged["map.frame_prefix"] == merged["frames.object_frame_prefix"]:
+        return ("map.frame_prefix must differ from frames.object_frame_prefix (window objects and map objects "
+                "would share frame names)")
     return None
 
 
@@ -222,6 +259,28 @@ class DiagnosticsParams:
 
 
 @dataclass(frozen=True)
+class MapParams:
+    enabled: bool
+    path: str
+    autoload: bool
+    autosave: bool
+    publish_tf: bool
+    frame_prefix: str
+    gate_iou: float
+    gate_distance: float
+    confirm_windows: int
+    miss_limit: int
+    merge_iou: float
+    merge_distance: float
+    max_objects: int
+    min_score: float
+    view_min_range: float
+    view_max_range: float
+    view_margin: float
+    view_min_fraction: float
+
+
+@dataclass(frozen=True)
 class NodeParams:
     autostart: bool
     model: ModelParams
@@ -232,6 +291,7 @@ class NodeParams:
     pose: PoseParams
     ask: AskParams
     diagnostics: DiagnosticsParams
+    map: MapParams
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> NodeParams:
@@ -249,6 +309,7 @@ class NodeParams:
 _SECTION_TYPES: dict[str, type] = {
     "model": ModelParams, "window": WindowParams, "topics": TopicParams, "qos": QosParams,
     "frames": FrameParams, "pose": PoseParams, "ask": AskParams, "diagnostics": DiagnosticsParams,
+    "map": MapParams,
 }
 
 

@@ -1,9 +1,10 @@
 """ssr_node: the managed (lifecycle) ROS 2 node around SceneReasoner.
 
 A thin orchestrator: parameters (ssr_ros.node_params), image intake (ssr_ros.inputs), the model
-thread (ssr_ros.inference_worker), ~/ask admission (ssr_ros.ask_admission), messages and TF
-(ssr_ros.outputs) and /diagnostics (ssr_ros.diagnostics) each live in their own module; this one
-wires them to ROS and to the lifecycle. See docs/ROS.md for the interface.
+thread (ssr_ros.inference_worker), ~/ask admission (ssr_ros.ask_admission), the persistent object
+map and its file (ssr_ros.map_adapter), messages and TF (ssr_ros.outputs) and /diagnostics
+(ssr_ros.diagnostics) each live in their own module; this one wires them to ROS and to the
+lifecycle. See docs/ROS.md for the interface.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from rclpy.duration import Duration
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, Image
 from ssr_msgs.msg import Detections7DoF, SceneGraph
+from ssr_msgs.msg import ObjectMap as ObjectMapMsg
 from ssr_msgs.srv import AskSpatial
+from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from ssr_ros.ask_admission import AskAdmission, question_refusal
@@ -40,6 +44,7 @@ from ssr_ros.inputs.camera_pose import (
     PoseHistory,
     PoseLookup,
     WindowPose,
+    frame_poses,
     matrix_from_pose,
     pose_matrix_or_none,
     resolve_window_pose,
@@ -47,10 +52,17 @@ from ssr_ros.inputs.camera_pose import (
 from ssr_ros.inputs.frame_ingest import FrameIngest
 from ssr_ros.inputs.image_conversion import ImageDecoder, Rejected, validate
 from ssr_ros.inputs.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
+from ssr_ros.map_adapter import CameraModel, MapKeeper, Outcome, camera_model, map_config, window_detections
 from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
 from ssr_ros.node_cli import check_command_line, fail
 from ssr_ros.node_params import SPEC_BY_NAME, SPECS, NodeParams, check_model_config, check_update, check_value
-from ssr_ros.outputs.markers import window_markers
+from ssr_ros.outputs.map_messages import (
+    map_detections_msg,
+    map_scene_graph_msg,
+    map_transforms,
+    object_map_msg,
+)
+from ssr_ros.outputs.markers import map_markers, window_markers
 from ssr_ros.outputs.messages import (
     detections_msg,
     fail_ask_response,
@@ -60,9 +72,11 @@ from ssr_ros.outputs.messages import (
     scene_graph_msg,
 )
 from ssr_ros.outputs.tf_publishing import (
+    CanonicalPlacement,
     place_canonical,
     window_transforms,
 )
+from ssr_ros.outputs.vision_messages import detection3d_array
 
 try:  # robots: real tf2 (lookups and the standard broadcaster); PyPI ROS has neither
     import tf2_ros
@@ -87,15 +101,18 @@ class SSRNode(LifecycleNode):
 
     * on_configure (unconfigured -> inactive): checks every parameter (cross-field rules and the
       model kind's paths), loads the model, creates the frame buffer, decoder, lifecycle
-      publishers and the tf2 listener. FAILURE: nothing stays loaded; the node stays unconfigured,
-      its parameters can be fixed and configure triggered again.
+      publishers and the tf2 listener, and the object map (loading map.path when map.autoload; an
+      unreadable file is logged and reported in /diagnostics, and the map starts empty). FAILURE:
+      nothing stays loaded; the node stays unconfigured, its parameters can be fixed and
+      configure triggered again.
     * on_activate (inactive -> active): subscribes to the image, camera_info and camera_pose
       topics, starts the ingest and model threads and the window timer. FAILURE (e.g. an invalid
       topic name): everything started is stopped again; the node stays inactive.
     * on_deactivate (active -> inactive): stops windows, threads and subscriptions, drops the
       cached windows (accelerator memory) and the buffered frames; the model stays loaded.
-    * on_cleanup (inactive -> unconfigured): also drops the model, publishers and tf2 listener.
-    * on_shutdown (any -> finalized): stops everything and drops the model.
+    * on_cleanup (inactive -> unconfigured): also saves the map to map.path (map.autosave, when it
+      changed) and drops it, the model, publishers and tf2 listener.
+    * on_shutdown (any -> finalized): stops everything, saves the map like cleanup, drops the model.
     * on_error (ErrorProcessing: a callback raised outside configure/activate, or rclpy failed a
       transition): stops and drops everything and returns SUCCESS, so the node goes back to
       unconfigured, ready to be configured again (returning FAILURE there would finalize it).
@@ -134,6 +151,8 @@ class SSRNode(LifecycleNode):
         self._asks = AskAdmission(self.params.ask.queue_size)  # read-only parameter
         self._warned: set[str] = set()  # keys of the warnings already logged (`_warn_once`)
         self._pubs: dict = {}
+        self._map: MapKeeper | None = None  # created at configure when map.enabled, dropped at cleanup
+        self._camera: CameraModel | None = None  # the latest camera_info's intrinsics (the map's miss test)
         # tf2 (robots): created at configure, dropped at cleanup; an unconfigured node listens to nothing
         self._tf_broadcaster = None
         self._tf_buffer = None
@@ -142,6 +161,10 @@ class SSRNode(LifecycleNode):
         self._aux_group = MutuallyExclusiveCallbackGroup()
         self._ask_group = ReentrantCallbackGroup()
         self.create_service(AskSpatial, "~/ask", self._on_ask, callback_group=self._ask_group)
+        self._map_group = MutuallyExclusiveCallbackGroup()
+        for name, callback in (("~/save_map", self._on_save_map), ("~/load_map", self._on_load_map),
+                               ("~/clear_map", self._on_clear_map)):
+            self.create_service(Trigger, name, callback, callback_group=self._map_group)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.params.diagnostics.period, self._publish_diagnostics,
                           callback_group=self._aux_group)
@@ -226,7 +249,10 @@ class SSRNode(LifecycleNode):
             "detections": self.create_lifecycle_publisher(Detections7DoF, "~/detections", 10),
             "scene_graph": self.create_lifecycle_publisher(SceneGraph, "~/scene_graph", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 10),
+            "detections_3d": self.create_lifecycle_publisher(Detection3DArray, "~/detections_3d", 10),
         }
+        if params.map.enabled:
+            self._open_map()
         if tf2_ros is not None:
             self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
             self._tf_buffer = tf2_ros.Buffer()
@@ -239,13 +265,28 @@ class SSRNode(LifecycleNode):
                                f"{'yes' if tf2_ros is not None else 'no'})")
         return TransitionCallbackReturn.SUCCESS
 
+    def _open_map(self) -> None:
+        """The object map and its latched topics (a late subscriber, RViz, gets the current map)."""
+        params = self.params.map
+        self._map = MapKeeper(map_config(params), self.params.frames.fixed_frame)
+        self._log_map(self._map.autoload(params.path) if params.autoload else None)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pubs.update({
+            "map": self.create_lifecycle_publisher(ObjectMapMsg, "~/map", latched),
+            "map_markers": self.create_lifecycle_publisher(MarkerArray, "~/map_markers", latched),
+            "map_scene_graph": self.create_lifecycle_publisher(SceneGraph, "~/map_scene_graph", latched),
+            "map_detections": self.create_lifecycle_publisher(Detection3DArray, "~/map_detections", latched),
+        })
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._activate()
         except Exception as exc:  # e.g. an invalid topic name; rclpy would go to ERROR without a word
             self._stop_activity()
             return self._fail(f"activate failed: {type(exc).__name__}: {exc}")
-        return super().on_activate(state)
+        result = super().on_activate(state)  # activates the publishers
+        self._publish_map()  # a loaded map is there before the first window
+        return result
 
     def _activate(self) -> None:
         params = self.params
@@ -323,6 +364,9 @@ class SSRNode(LifecycleNode):
         release_accelerator_memory()
 
     def _teardown(self) -> None:
+        if self._map is not None and self.params.map.autosave:
+            self._log_map(self._map.autosave(self.params.map.path))
+        self._map = None
         if self._model is not None:
             self._release_windows()
         self._model = None
@@ -381,6 +425,7 @@ class SSRNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._counters.camera_info_received += 1
+        self._camera = camera_model(msg.k, msg.height, msg.width)
 
     def _on_camera_pose(self, msg: PoseStamped) -> None:
         fixed = self.params.frames.fixed_frame
@@ -472,8 +517,8 @@ class SSRNode(LifecycleNode):
             return
         params = self.params
         camera_frame = params.frames.camera_frame or job.window.frame_id
-        window_pose = resolve_window_pose(job.window.stamps_ns, self._pose_sources(camera_frame),
-                                          params.window.min_frames)
+        pose_sources = self._pose_sources(camera_frame)
+        window_pose = resolve_window_pose(job.window.stamps_ns, pose_sources, params.window.min_frames)
         window = job.window.starting_at(window_pose.first_index)
         stamp = window.first_stamp_ns
         placement = place_canonical(window_pose, camera_frame, params.frames.fixed_frame,
@@ -487,27 +532,106 @@ class SSRNode(LifecycleNode):
         self.get_logger().info(f"window {job.window_id}: {len(window.frames)} frames, "
                                f"{len(perception.objects)} objects, {len(perception.triplets)} triplets, "
                                f"{latency:.2f}s{failures}")
+        map_ids = self._integrate_window(perception, placement, window, dict(pose_sources))
         canonical = params.frames.canonical_frame
         hdr = header(canonical, stamp)
         objects = perception.objects if params.frames.publish_object_tf else ()
         if placement.parent:
-            transforms = window_transforms(placement, canonical, stamp, objects, params.frames.object_frame_prefix)
-            if self._tf_broadcaster is not None:
-                self._tf_broadcaster.sendTransform(transforms)
-            else:
-                self._pubs["tf"].publish(TFMessage(transforms=transforms))
+            self._send_transforms(window_transforms(placement, canonical, stamp, objects,
+                                                    params.frames.object_frame_prefix))
         else:  # no camera pose and no camera frame name: nothing to hang the canonical frame on
             self._warn_once("no_tf", "no TF published: no camera pose, and the images have no header.frame_id "
                             "while frames.camera_frame is empty; set frames.camera_frame")
         self._pubs["detections"].publish(detections_msg(
             perception, hdr, len(window.frames), latency, window_pose.source, window_pose.first_index,
-            window_pose.note))
+            window_pose.note, map_ids or ()))
+        self._pubs["detections_3d"].publish(detection3d_array(perception.objects, hdr))
         self._pubs["scene_graph"].publish(scene_graph_msg(perception, hdr))
         self._pubs["markers"].publish(window_markers(perception, hdr))
+        if map_ids is not None:
+            self._publish_map(job.window_id)
         with self._window_done:
             self._last_latency = latency
             self._last_window_id = job.window_id
             self._window_done.notify_all()
+
+    def _send_transforms(self, transforms) -> None:
+        if self._tf_broadcaster is not None:
+            self._tf_broadcaster.sendTransform(transforms)
+        elif "tf" in self._pubs:
+            self._pubs["tf"].publish(TFMessage(transforms=transforms))
+
+    # ---------------------------------------------------------------- object map
+    def _integrate_window(self, perception, placement: CanonicalPlacement, window: Window,
+                          lookups: dict[str, PoseLookup]) -> list[str] | None:
+        """Fuse the window into the map: the persistent id of each detection, or None when the map
+        is off or the window was not integrated (not anchored in the fixed frame, refused)."""
+        keeper = self._map
+        if keeper is None:
+            return None
+        lookup = lookups.get(placement.source)
+        poses = frame_poses(window.stamps_ns, lookup) if lookup is not None else None
+        detections = window_detections(perception.objects, placement.source, placement.parent_from_canonical,
+                                       window.first_stamp_ns, poses, self._camera)
+        result, why_not = keeper.integrate(detections, window.first_stamp_ns, placement.parent)
+        if result is None:
+            self._warn_once(f"map_skip_{why_not[:60]}", why_not + " (logged once, counted in /diagnostics)")
+            return None
+        if result.created or result.confirmed or result.removed or result.merged or result.evicted:
+            self.get_logger().info(
+                f"map: {len(result.created)} new, confirmed {result.confirmed}, removed {result.removed}, "
+                f"merged {result.merged}, evicted {result.evicted}; {len(keeper.map)} objects")
+        return result.detection_ids
+
+    def _publish_map(self, window_id: int = 0) -> None:
+        """~/map, ~/map_markers, ~/map_scene_graph, ~/map_detections (and TF) from one snapshot."""
+        keeper, params = self._map, self.params
+        if keeper is None or not self._active or "map" not in self._pubs:
+            return
+        snap = keeper.snapshot()
+        fixed = keeper.frame
+        hdr = header(fixed, snap.stamp_ns)
+        self._pubs["map"].publish(object_map_msg(snap.objects, snap.tentative, snap.windows_integrated, hdr))
+        self._pubs["map_markers"].publish(map_markers(snap.objects, snap.triplets, hdr))
+        self._pubs["map_scene_graph"].publish(map_scene_graph_msg(snap.objects, snap.triplets, snap.layout, hdr,
+                                                                  window_id))
+        self._pubs["map_detections"].publish(map_detections_msg(snap.objects, hdr))
+        if params.map.publish_tf and snap.stamp_ns and snap.objects:
+            self._send_transforms(map_transforms(snap.objects, fixed, snap.stamp_ns, params.map.frame_prefix))
+
+    def _log_map(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            return
+        if outcome.success:  # (rclpy wants one severity per logging call site)
+            self.get_logger().info(f"map: {outcome.message}")
+        else:
+            self.get_logger().error(f"map: {outcome.message}")
+
+    def _map_unavailable(self) -> str:
+        if not self.params.map.enabled:
+            return "map disabled (map.enabled is false)"
+        if self._model is None:
+            return "map not available: the node is not configured"
+        return "map not available: map.enabled was set after configure and applies at the next configure"
+
+    def _map_service(self, response, action, publish: bool):
+        keeper = self._map
+        outcome = action(keeper) if keeper is not None else Outcome(False, self._map_unavailable())
+        if keeper is not None:
+            self._log_map(outcome)
+        if outcome.success and publish:
+            self._publish_map()
+        response.success, response.message = outcome.success, outcome.message
+        return response
+
+    def _on_save_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._map_service(response, lambda keeper: keeper.save(self.params.map.path), publish=False)
+
+    def _on_load_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._map_service(response, lambda keeper: keeper.load(self.params.map.path), publish=True)
+
+    def _on_clear_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._map_service(response, lambda keeper: keeper.clear(), publish=True)
 
     def _on_worker_error(self, what: str, exc: BaseException) -> None:
         self.get_logger().error(f"{what} failed: {type(exc).__name__}: {exc}")
@@ -524,6 +648,11 @@ class SSRNode(LifecycleNode):
         refusal = question_refusal(request.question, ask.max_question_chars)
         if refusal:
             return fail_ask_response(response, refusal)
+        if request.target == AskSpatial.Request.TARGET_MAP:
+            return self._answer_from_map(request, response, t0)
+        if request.target != AskSpatial.Request.TARGET_WINDOW:
+            return fail_ask_response(response, f"unknown target {request.target}: 0 = a window (TARGET_WINDOW), "
+                                               "1 = the object map (TARGET_MAP)")
         if self._model is None:
             return fail_ask_response(response, "model not loaded: the node is not configured"
                                      + (f" ({self._state_error})" if self._state_error else ""))
@@ -531,6 +660,15 @@ class SSRNode(LifecycleNode):
             if not admitted:
                 return fail_ask_response(response, self._asks.full_reason(), int(request.window_id))
             return self._answer_admitted(request, response, t0, ask.timeout)
+
+    def _answer_from_map(self, request, response, t0: float):
+        """From the map's geometry (ssr_core.mapping.questions): no model, no window, no queue."""
+        keeper = self._map
+        if keeper is None:
+            return fail_ask_response(response, self._map_unavailable())
+        options = list(request.options)
+        answer = keeper.map.ask(request.question, options)
+        return fill_ask_response(response, answer, options, 0, time.monotonic() - t0)
 
     def _answer_admitted(self, request, response, t0: float, timeout: float):
         model, worker = self._model, self._worker
@@ -596,7 +734,14 @@ class SSRNode(LifecycleNode):
             pose_source=self._pose_source, counters=self._counters, buffer=self._buffer, ingest=self._ingest,
             worker=self._worker, last_window_id=self._last_window_id, last_latency_s=self._last_latency,
             asks=self._asks, extra={"windows_pose_gap": str(self._pose_gap_windows),
-                                    "last_pose_note": self._last_pose_note})
+                                    "last_pose_note": self._last_pose_note,
+                                    **self._map_stats()})
+
+    def _map_stats(self) -> dict[str, str]:
+        keeper = self._map
+        if keeper is None:
+            return {"map_enabled": str(self.params.map.enabled).lower(), "map_objects": "0"}
+        return {"map_enabled": "true", **keeper.stats(self.params.map.path)}
 
     def _publish_diagnostics(self) -> None:
         self._diag_pub.publish(diagnostic_array(self.stats(), f"{self.get_name()}: pipeline",

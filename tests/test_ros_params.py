@@ -53,6 +53,13 @@ def test_defaults_valid_and_described():
         ({"window.min_frames": 40}, "must not exceed window.frames"),
         ({"window.frames": 4}, "must not exceed window.frames"),  # default min_frames is 8
         ({"nope": 1}, "unknown parameter"),
+        ({"map.gate_iou": 1.5}, "map.gate_iou must be in [0.0, 1.0]"),
+        ({"map.confirm_windows": 0}, "map.confirm_windows must be in [1, 1000]"),
+        ({"map.max_objects": 10.0}, "map.max_objects must be int"),
+        ({"map.enabled": "yes"}, "map.enabled must be bool"),
+        ({"map.view_min_range": 6.0}, "must be below map.view_max_range"),
+        ({"map.view_max_range": 0.2}, "must be below map.view_max_range"),  # default min 0.3
+        ({"map.frame_prefix": "ssr/"}, "must differ from frames.object_frame_prefix"),
     ],
 )
 def test_invalid_updates_have_reasons(updates, fragment):

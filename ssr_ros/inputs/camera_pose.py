@@ -119,3 +119,15 @@ def resolve_window_pose(stamps_ns: Sequence[int], sources: Sequence[tuple[str, P
     return WindowPose(0, None, "level_camera", (
         f"no camera pose ({names}) at any frame that could start the window (window.min_frames {min_frames}): "
         "canonical frame placed relative to the camera frame (level-camera assumption)"))
+
+
+def frame_poses(stamps_ns: Sequence[int], lookup: PoseLookup) -> np.ndarray | None:
+    """fixed_from_camera (F, 4, 4) at every stamp from one source, or None when any is unknown
+    (the object map then counts no misses for the window rather than guess a camera)."""
+    poses = []
+    for stamp in stamps_ns:
+        pose = lookup(stamp)
+        if pose is None:
+            return None
+        poses.append(pose)
+    return np.stack(poses) if poses else None
