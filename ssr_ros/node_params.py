@@ -34,9 +34,10 @@ RELIABILITIES = ("best_effort", "reliable")
 SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate at start-up (plain use without a lifecycle manager)",
               read_only=True),
-    ParamSpec("model.kind", "ssr", "ssr = trained checkpoint; tiny_random = random tiny SSR model (demo); "
+    ParamSpec("model.kind", "ssr", "ssr = trained checkpoint; base = downloaded Qwen2.5-VL / Qwen3-VL instruct "
+              "folder, run zero-shot; tiny_random = random tiny SSR model (demo); "
               "ground_truth = ground-truth stand-in fed by model.scene_dir (demo, tests)", choices=MODEL_KINDS),
-    ParamSpec("model.checkpoint", "", "SSR checkpoint directory (model.kind ssr)"),
+    ParamSpec("model.checkpoint", "", "SSR checkpoint directory (model.kind ssr) or base model folder (model.kind base)"),
     ParamSpec("model.vggt_path", "", "VGGT aggregator weights (model.kind ssr; empty = from the checkpoint)"),
     ParamSpec("model.scene_dir", "", "scene directory of the recording (model.kind ground_truth)"),
     ParamSpec("model.standin_latency", 0.0, "extra seconds the ground-truth stand-in sleeps per call "
