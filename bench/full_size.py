@@ -47,7 +47,7 @@ def qwen2_5_vl_config(size: str) -> Qwen2_5_VLConfig:
             "fullatt_block_indexes": [7, 15, 23, 31],
             "tokens_per_second": 2,
         },
-        tie_word_embeddings=text["tie_word_embeddings"],
+        tie_word_embeddings=bool(text["tie_word_embeddings"]),
         image_token_id=tiny_token_id("<|image_pad|>"),
         video_token_id=tiny_token_id("<|video_pad|>"),
         vision_start_token_id=tiny_token_id("<|vision_start|>"),

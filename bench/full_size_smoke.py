@@ -29,7 +29,7 @@ from full_size import peak_rss_bytes, qwen2_5_vl_config  # noqa: E402
 from transformers import Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
 from ssr_core.inference.generation import SSRGenerator  # noqa: E402
-from ssr_core.model.configuration_ssr import SSRConfig  # noqa: E402
+from ssr_core.model.configuration_ssr import SSRConfig, text_config  # noqa: E402
 from ssr_core.model.modeling_ssr import SSRForConditionalGeneration  # noqa: E402
 from ssr_core.model.position_ids import video_span_position_ids  # noqa: E402
 from ssr_core.model.tiny import build_tiny_tokenizer  # noqa: E402
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, 240, 320, 3), dtype=np.uint8)
 
     tick = time.perf_counter()
+    assert model.vggt is not None
     with torch.inference_mode():
         video = generator.inputs.video_inputs(frames)
         features = model.vggt.spatial_features(video.vggt_images, layer=model.ssr_config.spatial_layer)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     times["encode (ViT + VGGT + fusion)"] = time.perf_counter() - tick
     m = model.geometry.merge_size
     h, w = gh // m, gw // m
-    hidden = model.config.text_config.hidden_size
+    hidden = text_config(model.config).hidden_size
     assert window.video_embeds is not None
     assert window.video_embeds.shape == (2 * t * h * w, hidden), window.video_embeds.shape
     assert window.video_embeds.dtype == torch.bfloat16

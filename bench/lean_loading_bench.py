@@ -144,7 +144,7 @@ def train(argv: list[str]) -> dict:
         marks["peak_rss_before_final_save_bytes"] = peak_rss_bytes()
         return save_final(*args, **kwargs)
 
-    Accelerator.prepare = prepare_and_mark  # type: ignore[method-assign]
+    Accelerator.prepare = prepare_and_mark
     training_module.save_final_model = save_and_mark
     start = time.perf_counter()
     training_module.main(argv)
@@ -163,7 +163,7 @@ def fsdp(directory: Path, accelerate_config: Path, steps: int) -> dict:
     config: `build_model`'s choice (process 0 reads the weights, the others build on meta),
     then accelerate's own `fsdp2_prepare_model` with the config's FSDP plugin (wrap classes,
     `cpu_ram_efficient_loading`: broadcast from process 0 into the shards). Then `steps` training
-    steps of the merger (AdamW) on a 2-frame 56x56 sample."""
+    steps of the merger (AdamW) on a 2-frame 56x56 sample. Process 0 prints every process's marks."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -197,7 +197,7 @@ def fsdp(directory: Path, accelerate_config: Path, steps: int) -> dict:
     marks["peak_rss_after_build_bytes"] = peak_rss_bytes()
     model.requires_grad_(False)
     model.base.model.visual.merger.requires_grad_(True)
-    keep_present_wrap_classes(shim, model)  # type: ignore[arg-type]
+    keep_present_wrap_classes(shim, model)
     model = fsdp2_prepare_model(shim, model)
     marks["peak_rss_after_shard_bytes"] = peak_rss_bytes()
     marks["load_and_shard_seconds"] = round(time.perf_counter() - start, 1)
@@ -222,9 +222,10 @@ def fsdp(directory: Path, accelerate_config: Path, steps: int) -> dict:
     marks["step_seconds"] = round((time.perf_counter() - step_start) / max(steps, 1), 1)
     marks["losses"] = losses
     marks["peak_rss_bytes"] = peak_rss_bytes()
-    dist.barrier()
+    every: list[dict | None] = [None] * dist.get_world_size()
+    dist.gather_object(marks, every if rank == 0 else None, dst=0)  # one line from process 0, not interleaved
     dist.destroy_process_group()
-    return marks
+    return {"processes": every} if rank == 0 else {}
 
 
 def main() -> None:
@@ -248,6 +249,8 @@ def main() -> None:
         result = load(args.dir)
     elif args.command == "fsdp":
         result = fsdp(args.dir, args.accelerate_config, args.steps)
+        if not result:
+            return
     else:
         result = train(extra + args.rest)
     print(json.dumps(result), flush=True)

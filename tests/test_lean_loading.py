@@ -96,7 +96,8 @@ def test_two_process_fsdp_loading_reads_weights_once_and_matches_one_process(tmp
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    ranks = {r["rank"]: r for r in (json.loads(line) for line in run.stdout.splitlines() if line.startswith("{"))}
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    ranks = {r["rank"]: r for r in json.loads(line)["processes"]}
     assert ranks[0]["reads_weights"] and not ranks[1]["reads_weights"]
     assert ranks[0]["losses"] == ranks[1]["losses"]
     model = SSRForConditionalGeneration.from_pretrained(folder, dtype=torch.bfloat16)
