@@ -12,9 +12,12 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -87,3 +90,39 @@ def weight_file_problem(err: BaseException) -> str:
     if isinstance(err, EOFError) or any(s in text for s in ("central directory", "unexpected EOF", "incomplete", "truncated")):
         return "it is truncated or not a checkpoint"
     return f"{name}: {text[:200]}"
+
+
+# What parsers raise on malformed content: json, numpy, int()/float(), dict/list access on the
+# wrong type, division by a zero read from the file. A `reading` block holds only parsing code,
+# so these mean a bad file there, not a bug.
+PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError,
+    OverflowError, RecursionError,
+)
+
+
+def describe_parse_error(err: BaseException) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON ({err.msg}, line {err.lineno} column {err.colno})"
+    if isinstance(err, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(err, KeyError):
+        return f"missing field {err}"
+    if isinstance(err, OSError):
+        return f"cannot read ({err.strerror or err})"
+    return f"unreadable ({type(err).__name__}: {one_line(err)[:200]})"
+
+
+@contextlib.contextmanager
+def reading(path: str | Path, error: type[InputError] = InputError, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn whatever a parser raises on a malformed `path` into `error` naming the file.
+
+    `also` adds a parser's own error types (plyfile's, scipy's QhullError). An `InputError`
+    raised inside passes through unchanged (it already says what is wrong).
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except (*PARSE_ERRORS, *also) as err:
+        raise error(f"{path}: {describe_parse_error(err)}") from None

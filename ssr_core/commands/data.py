@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ssr_core.commands.main import CliError, Subparsers, add_command, add_group
+from ssr_core.errors import InputError
 
 
 def _positive(text: str) -> int:
@@ -31,22 +32,22 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _convert_scannet(args: argparse.Namespace) -> int:
-    from ssr_core.data.converters.scannet import ScanNetError, convert_scannet
+    from ssr_core.data.converters.scannet import convert_scannet
 
     try:
         scene = convert_scannet(args.root, args.scene, args.out, args.frame_step, args.frames_dir)
-    except (ScanNetError, OSError) as err:
+    except (InputError, OSError) as err:  # ScanNetError names the file
         raise CliError(str(err)) from None
     print(f"{scene.scene_id}: {scene.num_frames} frames, {len(scene.objects)} objects -> {scene.root}")
     return 0
 
 
 def _convert_arkitscenes(args: argparse.Namespace) -> int:
-    from ssr_core.data.converters.arkitscenes import ARKitScenesError, convert_arkitscenes
+    from ssr_core.data.converters.arkitscenes import convert_arkitscenes
 
     try:
         scene = convert_arkitscenes(args.root, args.scene, args.out, args.frame_step, tuple(args.up))
-    except (ARKitScenesError, OSError) as err:
+    except (InputError, OSError) as err:  # ARKitScenesError names the file
         raise CliError(str(err)) from None
     print(f"{scene.scene_id}: {scene.num_frames} frames, {len(scene.objects)} objects -> {scene.root}")
     return 0
@@ -54,7 +55,6 @@ def _convert_arkitscenes(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from ssr_core.data.samples import BuildConfig, build_samples, parse_weights
-    from ssr_core.data.scene_io import SceneFormatError
 
     if not 0.0 <= args.val_fraction < 1.0:
         raise CliError("--val-fraction must be in [0, 1)")
@@ -66,7 +66,7 @@ def _build(args: argparse.Namespace) -> int:
                          val_fraction=args.val_fraction, weights=weights, seed=args.seed)
     try:
         card = build_samples(args.scenes, args.out, config)
-    except (FileNotFoundError, SceneFormatError, json.JSONDecodeError) as err:
+    except (InputError, OSError, json.JSONDecodeError) as err:  # SceneFormatError names the file
         raise CliError(str(err)) from None
     print(card.summary())
     print(f"wrote {Path(args.out) / 'train.jsonl'}, {Path(args.out) / 'val.jsonl'}, {Path(args.out) / 'data_card.json'}")
