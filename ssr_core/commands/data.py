@@ -24,9 +24,10 @@ def _positive(text: str) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from ssr_core.data.synthetic.dataset import synthesize_dataset
 
-    if args.width < 16 or args.height < 16:
-        raise CliError("--width and --height must be at least 16 pixels")
-    dirs = synthesize_dataset(args.out, args.scenes, args.seed, args.frames, args.width, args.height, args.bag)
+    try:
+        dirs = synthesize_dataset(args.out, args.scenes, args.seed, args.frames, args.width, args.height, args.bag)
+    except (InputError, OSError) as err:  # SynthesisError: size/seed; OSError: an unwritable --out
+        raise CliError(str(err)) from None
     print(f"wrote {len(dirs)} scenes to {args.out}")
     return 0
 
