@@ -13,6 +13,7 @@ Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -85,11 +86,11 @@ def weight_file_problem(err: BaseException) -> str:
     """
     name = type(err).__name__
     text = one_line(err)
-    if name == "UnpicklingError" or "weights_only" in text or "Weights only load failed" in text:
+    if "weights_only" in text or "Weights only load failed" in text:
         return "it holds Python objects other than tensors and was refused unread (it may be malicious)"
-    if isinstance(err, EOFError) or any(s in text for s in ("central directory", "unexpected EOF", "incomplete", "truncated")):
+    if isinstance(err, EOFError) or (isinstance(err, OSError) and err.errno == errno.EINVAL) or any(s in text for s in ("central directory", "unexpected EOF", "incomplete", "truncated")):
         return "it is truncated or not a checkpoint"
-    return f"{name}: {text[:200]}"
+    return f"it is not a readable checkpoint ({name}: {text[:200]})"
 
 
 # What parsers raise on malformed content: json, numpy, int()/float(), dict/list access on the

@@ -278,7 +278,8 @@ def test_resume_refuses_damaged_checkpoints(tiny_samples, tmp_path, capsys):
 
     state_file.write_text(good)
     rng = checkpoint / "random_states_0.pkl"
-    rng.write_bytes(rng.read_bytes()[: len(rng.read_bytes()) // 2])
+    good_rng = rng.read_bytes()
+    rng.write_bytes(good_rng[: len(good_rng) // 2])
     status, err = run_main(["--config", str(config)], capsys)
     assert status == EXIT_BAD_INPUT
     assert "random_states_0.pkl" in err.strip().splitlines()[-1]
@@ -289,6 +290,23 @@ def test_resume_refuses_damaged_checkpoints(tiny_samples, tmp_path, capsys):
     torch.save({"x": torch.zeros(1)}, rng)  # valid pickle, wrong contents
     status, err = run_main(["--config", str(config)], capsys)
     assert status == EXIT_BAD_INPUT and "random_states_0.pkl" in err
+
+    # finding 9: a malicious optimizer state is refused unread, reported as bad input
+    rng.write_bytes(good_rng)
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.makedirs, (str(marker),))
+
+    torch.save({"state": Payload()}, checkpoint / "optimizer.bin")
+    status, err = run_main(["--config", str(config)], capsys)
+    last = err.strip().splitlines()[-1]
+    assert status == EXIT_BAD_INPUT and "may be malicious" in last and "weights_only" not in err
+    assert not marker.exists()
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated model weights
+    status, err = run_main(["--config", str(config)], capsys)
+    assert status == EXIT_BAD_INPUT and str(checkpoint) in err.strip().splitlines()[-1]
 
 
 @pytest.mark.slow
