@@ -560,9 +560,10 @@ def _read_checkpoint(file: Path) -> dict[str, Tensor]:
     (never torch's advice to retry with weights_only=False, which would run the file's code)."""
     from safetensors import SafetensorError
 
+    errors: tuple[type[BaseException], ...] = (*_READ_ERRORS, SafetensorError)
     try:
         obj = _load_file(file)
-    except (*_READ_ERRORS, SafetensorError) as err:
+    except errors as err:
         raise VGGTCheckpointError(f"{file}: {weight_file_problem(err)}") from None
     if isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
         for wrapper in ("model", "state_dict"):
