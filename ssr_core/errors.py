@@ -7,7 +7,9 @@ Exit statuses (docs/CLI.md), the same for `ssr ...`, `python -m training.train` 
     3    the model failed on valid input (`ModelFailure`): a non-finite loss, a device error
     130  interrupted (Ctrl-C); writes in flight leave the previous output intact (`ssr_core.io`)
     141  stdout closed by the reader (`ssr ... | head`); nothing is printed
-Anything else is a bug and keeps its traceback.
+Anything else is a bug and keeps its traceback. Library code raises a documented `InputError`
+subclass naming the offending file, line or value. This module imports only the standard
+library, so every layer may use it.
 """
 
 from __future__ import annotations

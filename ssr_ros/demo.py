@@ -92,6 +92,7 @@ def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
     from ssr_core.data.questions import generate_qa
     from ssr_core.data.scene_io import load_scene
     from ssr_core.data.windows import annotate_window
+    from ssr_core.language.prompts import question_text, vsibench_question
     from ssr_ros.inputs.window_buffer import uniform_indices
     from ssr_ros.model_loading import QA_SEED
 
@@ -101,10 +102,8 @@ def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
     preferred = ("room_size_estimation", "object_counting")
     items.sort(key=lambda i: preferred.index(i.question_type) if i.question_type in preferred else len(preferred))
     if not items:
-        return "How many chair(s) are in this room?", "(not generated for this window)"
-    text = items[0].messages[-1]["content"]
-    lines = text.split("\n")
-    return lines[1] if len(lines) >= 3 else text, items[0].answer  # the question line of vsibench_prompt
+        return question_text("object_counting", label="chair"), "(not generated for this window)"
+    return vsibench_question(items[0].messages[-1]["content"]), items[0].answer
 
 
 def print_results(det, graph, answer, question: str, expected: str) -> None:

@@ -98,7 +98,7 @@ def load_model(values: dict) -> LoadedModel:
     dtype = None if values["model.dtype"] == "auto" else values["model.dtype"]
     if kind == "tiny_random":
         from ssr_core.inference.devices import resolve_device
-        from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+        from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
         device = resolve_device(values["model.device"])
         generator = SSRGenerator(build_tiny_ssr(num_frames=values["window.frames"]).to(device),

@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ssr_core.inference.generation import SSRGenerator, build_training_inputs, collate_training_inputs
+from ssr_core.inference.generation import SSRGenerator
 from ssr_core.language.prompts import Prompt
-from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+from ssr_core.model.processing_ssr import build_training_inputs, collate_training_inputs
+from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
 SYSTEM = "You reason about a 10x10 cognitive map. Answer with a cell [col, row]."
 PROMPTS: list[Prompt] = [

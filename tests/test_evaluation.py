@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from test_standin import make_annotation
 
+from ssr_core.commands import evaluate as eval_command
 from ssr_core.data.annotations import WindowAnnotation
 from ssr_core.data.ground_truth import GroundTruthGenerator
 from ssr_core.data.questions import generate_qa
@@ -67,7 +68,7 @@ def test_ground_truth_run_scores_perfectly_and_encodes_each_window_once(dataset,
     qa, windows, oracle = dataset
     generator = _standin(windows, oracle)
     out = tmp_path / "pred" / "predictions.jsonl"
-    code = evaluation.main(
+    code = eval_command.main(
         ["run", "--checkpoint", str(tmp_path), "--data", str(qa), "--out", str(out)], lambda args: generator
     )
     captured = capsys.readouterr()
@@ -104,14 +105,14 @@ def test_limit_and_token_cap(dataset, tmp_path):
     )
     out = tmp_path / "p.jsonl"
     args = ["run", "--checkpoint", ".", "--data", str(qa), "--out", str(out), "--limit", "4", "--max-new-tokens", "8"]
-    assert evaluation.main(args, lambda a: generator) == 0
+    assert eval_command.main(args, lambda a: generator) == 0
     assert len(out.read_text().splitlines()) == 4
     assert seen == [[8, 8, 8, 8]]
 
 
 def _run(args: list[str], capsys, generator=None) -> tuple[int, str]:
-    factory = evaluation.load_checkpoint_generator if generator is None else (lambda a: generator)
-    code = evaluation.main(["run", *args], factory)
+    factory = eval_command.load_checkpoint_generator if generator is None else (lambda a: generator)
+    code = eval_command.main(["run", *args], factory)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return code, err
@@ -175,7 +176,7 @@ def test_unreadable_frame_and_failing_model(dataset, tmp_path, capsys):
 @pytest.mark.slow  # importing torch + transformers dominates
 def test_tiny_random_checkpoint_runs_and_writes_rows(dataset, tmp_path, capsys):
     pytest.importorskip("torch")
-    from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+    from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
     qa, _, _ = dataset
     checkpoint = tmp_path / "tiny"

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from ssr_core.errors import InputError
-from ssr_core.model.modeling_ssr import TINY_VGGT_CONFIG
+from ssr_core.model.tiny import TINY_VGGT_CONFIG
 from ssr_core.model.vggt import VGGTAggregator, VGGTCheckpointError, VGGTConfig, load_vggt_aggregator
 
 CONFIG = VGGTConfig(**TINY_VGGT_CONFIG)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 def base_config(tmp_path: Path) -> dict:
     train = tmp_path / "train.jsonl"
-    train.write_text('{"id": "a", "frames": ["f.png"], "messages": [], "answer": "x"}\n')
+    train.write_text('{"id": "a", "frames": ["f.png"], "messages": [{"role": "user", "content": "q"}], "answer": "x"}\n')
     return {
         "stage": 1,
         "seed": 0,

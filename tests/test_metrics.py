@@ -11,15 +11,15 @@ from ssr_core.evaluation.metrics import (
     MRA_THRESHOLDS,
     VSIBENCH_TASKS,
     VSIBenchQuestion,
-    cell_error,
     evaluate_cogmap,
     evaluate_grounding,
     evaluate_vsibench,
     exact_match,
     mean_relative_accuracy,
 )
-from ssr_core.language.parsers import GroundedObject
 from ssr_core.language.prompts import format_grounding_answer
+from ssr_core.scene.cogmap import cell_error
+from ssr_core.scene.objects import GroundedObject
 
 # ---------------------------------------------------------------------------- MRA
 

@@ -9,21 +9,16 @@ from safetensors.torch import load_file, save_file
 from transformers import Qwen2_5_VLForConditionalGeneration
 from transformers.vision_utils import get_vision_position_ids, get_vision_window_index
 
-from ssr_core.inference.generation import SSRInputBuilder
 from ssr_core.language.prompts import PROMPT_FORMAT_VERSION
-from ssr_core.model.configuration_ssr import SSRConfig
+from ssr_core.model.configuration_ssr import SSRConfig, vision_geometry
 from ssr_core.model.modeling_ssr import (
     SPATIAL_BRANCH_WEIGHTS,
-    TINY_VGGT_CONFIG,
     SSRForConditionalGeneration,
-    build_tiny_ssr,
-    build_tiny_tokenizer,
-    preprocess_frames,
-    tiny_qwen2_5_vl_config,
     vggt_tokens_in_vit_order,
-    vision_geometry,
 )
 from ssr_core.model.position_ids import video_span_position_ids
+from ssr_core.model.processing_ssr import SSRInputBuilder, preprocess_frames
+from ssr_core.model.tiny import TINY_VGGT_CONFIG, build_tiny_ssr, build_tiny_tokenizer, tiny_qwen2_5_vl_config
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from ssr_core.language.parsers import (
     CHOICE_QUESTION_TYPES,
     NUMERIC_QUESTION_TYPES,
-    GroundedObject,
     Parsed,
     ParseFailure,
     parse_cell,
@@ -33,6 +32,7 @@ from ssr_core.language.prompts import (
     grounding_messages,
     vsibench_prompt,
 )
+from ssr_core.scene.objects import GroundedObject
 
 FUZZ = settings(derandomize=True, deadline=None, max_examples=150)
 ALL_TYPES = sorted(NUMERIC_QUESTION_TYPES | CHOICE_QUESTION_TYPES)

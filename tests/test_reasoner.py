@@ -322,7 +322,7 @@ def test_instance_ids_count_per_label_in_order_and_are_safe_tf_frame_names():
 def test_tiny_random_ssr_model_runs_through_the_reasoner():
     pytest.importorskip("torch")
     from ssr_core.inference.generation import SSRGenerator
-    from ssr_core.model.modeling_ssr import build_tiny_ssr, build_tiny_tokenizer
+    from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 
     generator = SSRGenerator(build_tiny_ssr(num_frames=4), build_tiny_tokenizer())
     reasoner = SceneReasoner(generator, detect_tokens=32, cell_tokens=6, answer_tokens=6)

@@ -193,7 +193,7 @@ def test_checkpoint_discovery_and_compatibility(tmp_path):
 
 def test_parameter_groups_and_frozen_vggt():
     """Stage-2 groups cover every parameter; lr 0 / unlisted groups freeze; VGGT never trains."""
-    from ssr_core.model.modeling_ssr import build_tiny_ssr
+    from ssr_core.model.tiny import build_tiny_ssr
 
     model = build_tiny_ssr("3d", num_frames=4)
     groups = parameter_groups(model)
@@ -215,9 +215,10 @@ def test_gradient_checkpointing_keeps_gradients(samples_dir, tmp_path):
     """model.gradient_checkpointing recomputes activations; the gradients stay the same."""
     from accelerate import Accelerator
 
-    from ssr_core.inference.generation import SSRInputBuilder
+    from ssr_core.data.sample_format import read_training_samples as read_samples
+    from ssr_core.model.processing_ssr import SSRInputBuilder
     from training.config import ModelSection
-    from training.dataset import Collator, SampleDataset, read_samples
+    from training.dataset import Collator, SampleDataset
     from training.train import build_model
 
     grads = []
@@ -331,7 +332,7 @@ def test_sigterm_while_a_step_straddles_the_epoch_end(samples_dir, tmp_path, mon
 @pytest.mark.slow
 def test_two_stage_smoke(stage1_run, samples_dir, tmp_path):
     """Stage 2 from the stage-1 model (fresh 3D branch, frozen VGGT), checkpoint, resume, then evaluate."""
-    from ssr_core.evaluation import evaluate as evaluation
+    from ssr_core.commands import evaluate as eval_command
     from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
 
     out = tmp_path / "stage2"
@@ -361,7 +362,7 @@ def test_two_stage_smoke(stage1_run, samples_dir, tmp_path):
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("base.model.language_model."))
     assert scalars(out, 2, "lr/branch_3d") and scalars(out, 2, "train/tokens_per_s")[-1] > 0
 
-    code = evaluation.main([
+    code = eval_command.main([
         "run", "--checkpoint", str(result.final_model), "--data", str(samples_dir / "val3.jsonl"),
         "--device", "cpu", "--max-new-tokens", "4", "--out", str(tmp_path / "pred.jsonl"),
     ])

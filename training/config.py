@@ -38,7 +38,7 @@ class ModelSection:
     """Which model to build.
 
     Stage 1 (SSR-2D): `base` is a local Qwen2.5-VL folder (no downloads) or "tiny" (random tiny
-    model from `ssr_core.model.modeling_ssr.build_tiny_ssr`).
+    model from `ssr_core.model.tiny.build_tiny_ssr`).
     Stage 2 (SSR-3D): `init_from` is the stage-1 output model folder (`<output_dir>/final`), `vggt`
     the VGGT aggregator weights (or "tiny" for the random tiny aggregator that `init_from` was
     built for); the 3D branch (MLP_trans, MLP_3D) starts fresh.
@@ -230,6 +230,9 @@ class TrainConfig:
         out = Path(self.output_dir)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"output_dir: {out} exists and is not a folder")
+        resume = self.checkpoint.resume
+        if resume not in ("auto", "none") and not (Path(resume) / "trainer_state.json").is_file():
+            raise ConfigError(f"checkpoint.resume: {resume} is not a checkpoint folder (no trainer_state.json)")
         return self
 
 

@@ -1,6 +1,6 @@
 """JSONL training samples -> model tensors, and the deterministic, resumable sample order.
 
-Tensors come from the model's own input builder (`ssr_core.inference.generation.SSRInputBuilder`), so training
+Tensors come from the model's own input builder (`ssr_core.model.processing_ssr.SSRInputBuilder`), so training
 sees exactly the prompt layout that inference uses and the loss covers only the answer tokens.
 
 The order is a seeded permutation per epoch (`EpochBatchSampler`): given (seed, epoch) it is a
@@ -10,23 +10,16 @@ interrupted one stopped, with nothing repeated or skipped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ssr_core.inference.generation import IGNORE_INDEX, collate_training_inputs
-
-REQUIRED_KEYS = ("id", "frames", "messages", "answer")
-
-
-class SampleFormatError(ValueError):
-    """A JSONL line does not follow the training-sample contract (docs/ARCHITECTURE.md)."""
+from ssr_core.data.sample_format import SampleFormatError, load_frames
+from ssr_core.model.processing_ssr import IGNORE_INDEX, collate_training_inputs
 
 
 def make_tiny_dataset(
@@ -50,40 +43,9 @@ def make_tiny_dataset(
 
 
 class InputBuilder(Protocol):
-    """What the dataset needs from the model side (`ssr_core.inference.generation.SSRInputBuilder` provides it)."""
+    """What the dataset needs from the model side (`ssr_core.model.processing_ssr.SSRInputBuilder` provides it)."""
 
     def build_training_inputs(self, frames: np.ndarray, messages: Any, answer: str) -> dict[str, Tensor]: ...
-
-
-def read_samples(path: str | Path) -> list[dict[str, Any]]:
-    """All samples of a JSONL file; ids must be unique because runs log and compare them."""
-    samples: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SampleFormatError(f"{path}:{line_no}: not JSON ({exc.msg})") from exc
-            missing = [k for k in REQUIRED_KEYS if k not in sample]
-            if missing:
-                raise SampleFormatError(f"{path}:{line_no}: missing keys {missing}")
-            if not sample["frames"]:
-                raise SampleFormatError(f"{path}:{line_no}: sample {sample['id']!r} has no frames")
-            if sample["id"] in seen:
-                raise SampleFormatError(f"{path}:{line_no}: duplicate sample id {sample['id']!r}")
-            seen.add(sample["id"])
-            samples.append(sample)
-    if not samples:
-        raise SampleFormatError(f"{path}: no samples")
-    return samples
-
-
-def load_frames(root: Path, paths: Sequence[str]) -> np.ndarray:
-    """Window frames as uint8 [N, H, W, 3] RGB."""
-    return np.stack([np.asarray(Image.open(root / p).convert("RGB")) for p in paths])
 
 
 class SampleDataset(Dataset):
@@ -99,7 +61,7 @@ class SampleDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
-        frames = load_frames(self.root, sample["frames"])
+        frames = load_frames([self.root / p for p in sample["frames"]])
         inputs = self.builder.build_training_inputs(frames, sample["messages"], sample["answer"])
         if not (inputs["labels"] != IGNORE_INDEX).any():
             raise SampleFormatError(f"sample {sample['id']!r} has no answer tokens to train on")

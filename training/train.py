@@ -40,17 +40,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
+from ssr_core.data.sample_format import read_training_samples
 from ssr_core.errors import ModelFailure, run_entry_point
 from ssr_core.inference.devices import DeviceUnavailableError, resolve_device
-from ssr_core.inference.generation import IGNORE_INDEX, SSRInputBuilder
 from ssr_core.io import atomic_directory, atomic_write_bytes, atomic_write_text
-from ssr_core.model.modeling_ssr import (
-    SPATIAL_BRANCH_WEIGHTS,
-    TINY_VGGT_CONFIG,
-    SSRForConditionalGeneration,
-    build_tiny_ssr,
-    build_tiny_tokenizer,
-)
+from ssr_core.model.modeling_ssr import SPATIAL_BRANCH_WEIGHTS, SSRForConditionalGeneration
+from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
+from ssr_core.model.tiny import TINY_VGGT_CONFIG, build_tiny_ssr, build_tiny_tokenizer
 from training.checkpointing import (
     ResumeError,
     TrainerState,
@@ -66,14 +62,7 @@ from training.config import (
     config_to_dict,
     load_config,
 )
-from training.dataset import (
-    Collator,
-    EpochBatchSampler,
-    ResumedBatches,
-    SampleDataset,
-    SampleFormatError,
-    read_samples,
-)
+from training.dataset import Collator, EpochBatchSampler, ResumedBatches, SampleDataset
 
 SIGTERM_TEST_HOOK = "SSR_TRAIN_SIGTERM_AT_STEP"
 FINAL_DIR = "final"
@@ -363,6 +352,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _train(cfg: TrainConfig) -> TrainResult:
     cfg.check_inputs()
+    # Sample files are read before any model is built: a bad line costs a second, not a model load.
+    train_samples = read_training_samples(cfg.data.train)
+    val_samples = read_training_samples(cfg.data.val) if cfg.data.val else None
     output_dir = Path(cfg.output_dir)
     try:
         device = resolve_device(cfg.train.device)  # validates the choice; imports torch_npu for "npu"
@@ -388,7 +380,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
 
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
     collator = Collator(tokenizer.pad_token_id, with_vggt_images=model.ssr_config.variant == "3d")
-    dataset = SampleDataset(read_samples(cfg.data.train), cfg.data.root_dir, builder)
+    dataset = SampleDataset(train_samples, cfg.data.root_dir, builder)
     world, rank = accelerator.num_processes, accelerator.process_index
     sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, world, rank)
 
@@ -499,8 +491,8 @@ def _train(cfg: TrainConfig) -> TrainResult:
     final = output_dir / FINAL_DIR
     save_final_model(accelerator, model, tokenizer, final)
     val_loss = None
-    if cfg.data.val:
-        val = SampleDataset(read_samples(cfg.data.val), cfg.data.root_dir, builder)
+    if val_samples is not None:
+        val = SampleDataset(val_samples, cfg.data.root_dir, builder)
         val_sampler = EpochBatchSampler(len(val), cfg.train.batch_size, cfg.seed, world, rank)
         val_loader = DataLoader(val, batch_sampler=ResumedBatches(val_sampler, 0, 0), collate_fn=collator)
         val_loss = evaluate_loss(accelerator, model, val_loader)
@@ -539,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train(load_config(args.config, parse_overrides(args.set)))
         return 0  # also after SIGTERM: the checkpoint is written and the same command resumes
 
-    return run_entry_point(prog, run, input_errors=(SampleFormatError,))
+    return run_entry_point(prog, run)  # SampleFormatError is an InputError
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ssr_core.commands.main import CliError, Subparsers, add_command, add_group
+from ssr_core.commands.common import CliError, Subparsers, add_command, add_group
 from ssr_core.errors import InputError
 
 

@@ -15,36 +15,18 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ssr_core.commands.common import Builder, CliError, Subparsers, add_command, add_group, run_parser
+from ssr_core.commands.data import add_data_commands
+from ssr_core.data.sample_format import read_jsonl
+
 if TYPE_CHECKING:
     from ssr_core.evaluation.metrics import VSIBenchQuestion
-
-Subparsers = Any  # argparse's private _SubParsersAction; only `add_parser` is used
-Handler = Callable[[argparse.Namespace], int]
-Builder = Callable[[Subparsers], object]  # what it returns (e.g. its parser) is ignored
-
-
-class CliError(Exception):
-    """Bad user input: reported as `<prog>: error: <message>` on stderr, exit status 1."""
-
-
-def add_command(subparsers: Subparsers, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
-    """Add subcommand `name`, run by `handler(args) -> exit code`; returns its parser for arguments."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
-    parser.set_defaults(func=handler, prog=parser.prog)
-    return parser
-
-
-def add_group(subparsers: Subparsers, name: str, help: str) -> Subparsers:
-    """Add a subcommand that only holds subcommands (`ssr eval ...`); returns their subparsers."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
-    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
-
 
 # ---------------------------------------------------------------------------- input helpers
 
@@ -59,26 +41,6 @@ def read_json(path: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as err:
         raise CliError(f"{path} is not valid JSON: {err}") from None
-
-
-def read_jsonl(path: str) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line; `CliError` naming the first bad line."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CliError(f"cannot read {path}: {err}") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError) as err:
-            raise CliError(f"{path} line {number}: not valid JSON ({err})") from None
-        if not isinstance(row, dict):
-            raise CliError(f"{path} line {number}: expected a JSON object")
-        rows.append((number, row))
-    return rows
 
 
 # ---------------------------------------------------------------------------- ssr scene-graph
@@ -239,15 +201,8 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
 
 
 def add_eval_run_command(subparsers: Subparsers) -> None:
-    # Imported when the parser is built, keeping `import ssr_core.commands.main` light.
-    from ssr_core.evaluation.evaluate import add_eval_run_command as build
-
-    build(subparsers)
-
-
-def add_data_commands(subparsers: Subparsers) -> None:
-    # Imported here: ssr_core.commands.data imports this module for `add_command`.
-    from ssr_core.commands.data import add_data_commands as build
+    # Imported when the parser is built: torch-free but scipy-heavy, kept out of `import ssr_core.commands.main`.
+    from ssr_core.commands.evaluate import add_eval_run_command as build
 
     build(subparsers)
 
@@ -273,16 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     for build in COMMANDS:
         build(subparsers)
     return parser
-
-
-def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
-    """Parse, run the chosen handler, and turn `CliError` into one stderr line and exit status 1."""
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CliError as err:
-        print(f"{args.prog}: error: {err}", file=sys.stderr)
-        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

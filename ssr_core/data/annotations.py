@@ -8,22 +8,10 @@ canonical frame (see `ssr_core.scene.canonical_frame`), which is what the model 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-_NOT_ID_CHARS = re.compile(r"[^A-Za-z0-9_]+")
-
-
-def instance_id(label: str, index: int) -> str:
-    """`<label>_<index>` with every run of characters outside [A-Za-z0-9_] turned into `_`.
-
-    Ids name TF frames (`ssr/<id>`) and appear in prompts, so they must be free of spaces and
-    slashes whatever label a dataset or the model uses ("tv stand" -> "tv_stand_0").
-    """
-    return f"{_NOT_ID_CHARS.sub('_', label.strip()) or 'object'}_{index}"
 
 
 @dataclass

@@ -9,8 +9,8 @@ formats, so the reasoner's parsing, scene graph and layout run exactly as on mod
 * MultiQA prompt -> the true target cell for the anchor cells the prompt states;
 * anything else -> a configurable answer.
 
-Prompt kinds are recognised from the prompt builders' own output (sentinel rendering), not from
-copied strings, so rewording a prompt in `prompts.py` does not break the stand-in.
+Prompt kinds are recognised through the registered question templates (`match_question`), not
+from copied strings, so rewording a prompt in `prompts.py` does not break the stand-in.
 """
 
 from __future__ import annotations
@@ -26,38 +26,20 @@ import numpy as np
 
 from ssr_core.data.annotations import SceneObject, WindowAnnotation
 from ssr_core.inference.reasoner import assign_instance_ids, prompt_text
-from ssr_core.language.parsers import GroundedObject
 from ssr_core.language.prompts import (
     Prompt,
-    cogmap_messages,
-    detect_all_objects_prompt,
     format_cell_answer,
     format_grounding_answer,
+    match_question,
     object_name,
 )
 from ssr_core.scene.cogmap import GRID_SIZE, MIN_ANCHOR_SEPARATION_M, encode_triplet
+from ssr_core.scene.objects import GroundedObject
 
 AnnotationSource = WindowAnnotation | Callable[[np.ndarray], WindowAnnotation]
 DEFAULT_OTHER_ANSWER = "unknown"  # the ground truth holds no answer to free questions
 
 
-def _cogmap_pattern() -> re.Pattern[str]:
-    """Regex of the MultiQA question, derived by rendering it with sentinel names and cells."""
-    names = {"QQANCHORONEQQ": "QQLABELONEQQ", "QQANCHORTWOQQ": "QQLABELTWOQQ", "QQTARGETQQ": "QQLABELTHREEQQ"}
-    a1, a2, t = names
-    cell1, cell2 = (5, 5), (5, 3)
-    question = cogmap_messages(a1, a2, t, cell1, cell2, names)[-1]["content"]
-    pattern = re.escape(question)
-    for sentinel, group in ((a1, "a1"), (a2, "a2"), (t, "t")):
-        pattern = pattern.replace(re.escape(object_name(sentinel, names[sentinel])), f"(?P<{group}>.+?)")
-    for cell, group in ((cell1, "c1"), (cell2, "c2")):
-        rendered = re.escape(format_cell_answer(cell))
-        any_cell = re.sub("[0-9]+", "[0-9]+", rendered)
-        pattern = pattern.replace(rendered, f"(?P<{group}>{any_cell})")
-    return re.compile(pattern)
-
-
-_COGMAP = _cogmap_pattern()
 _INTEGERS = re.compile(r"[0-9]+")
 
 
@@ -127,22 +109,24 @@ class GroundTruthGenerator:
             time.sleep(self.latency_s)
 
     def _answer(self, window: _Window, prompt: str) -> str:
-        if detect_all_objects_prompt() in prompt:
+        question = match_question(prompt)
+        if question is not None and question.family == "detect_all":
             return window.detect_answer
-        match = _COGMAP.search(prompt)
-        if match is None:
+        if question is None or question.family != "cogmap":
             return self._other(prompt, window.annotation) if callable(self._other) else self._other
-        cell = _true_cell(window, match)
+        cell = _true_cell(window, question.fields)
         return format_cell_answer(cell) if cell is not None else DEFAULT_OTHER_ANSWER
 
 
-def _true_cell(window: _Window, match: re.Match[str]) -> tuple[int, int] | None:
+def _true_cell(window: _Window, fields: dict[str, str]) -> tuple[int, int] | None:
     """Target cell of the true centres in the grid the prompt's anchor cells define."""
     try:
-        a1, a2, t = (window.objects[match.group(g)] for g in ("a1", "a2", "t"))
+        a1, a2, t = (window.objects[fields[name]] for name in ("anchor1", "anchor2", "target"))
     except KeyError:  # a name the ground truth does not know
         return None
-    c1, c2 = (tuple(int(v) for v in _INTEGERS.findall(match.group(g))) for g in ("c1", "c2"))
+    c1, c2 = (tuple(int(v) for v in _INTEGERS.findall(fields[name])) for name in ("anchor1_cell", "anchor2_cell"))
+    if len(c1) != 2 or len(c2) != 2:
+        return None
     p1, p2, pt = (complex(o.box[0], o.box[1]) for o in (a1, a2, t))
     if abs(p2 - p1) < MIN_ANCHOR_SEPARATION_M or c1 == c2:
         return None

@@ -18,8 +18,11 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from ssr_core.data.annotations import SceneObject, WindowAnnotation
-from ssr_core.language.parsers import GroundedObject
 from ssr_core.language.prompts import (
+    DIRECTION_PHRASES,
+    LIST_SEPARATOR,
+    ORDER_WORDS,
+    REL_DIRECTION_CHOICES,
     cogmap_messages,
     detect_all_objects_prompt,
     format_cell_answer,
@@ -27,10 +30,12 @@ from ssr_core.language.prompts import (
     format_number,
     format_options,
     grounding_messages,
+    question_text,
     vsibench_prompt,
 )
 from ssr_core.scene.boxes import rotation_z
 from ssr_core.scene.cogmap import DegenerateAnchorsError
+from ssr_core.scene.objects import GroundedObject
 from ssr_core.scene.scene_graph import build_scene_graph
 
 T = TypeVar("T")
@@ -233,15 +238,16 @@ def _grounding_item(
 
 def _proximity_referrals(
     target: SceneObject, same: Sequence[SceneObject], landmarks: Sequence[SceneObject], margin: float
-) -> list[str]:
-    """Phrases ("nearest to the X", "farthest from the X") that single out `target`."""
+) -> list[tuple[str, str]]:
+    """(template family, landmark label) pairs -- nearest to / farthest from a landmark -- that
+    single out `target`."""
     phrases = []
     for landmark in landmarks:
         distances = sorted((float(np.linalg.norm(o.box[:3] - landmark.box[:3])), o.instance_id) for o in same)
         if distances[0][1] == target.instance_id and distances[1][0] - distances[0][0] >= margin:
-            phrases.append(f"nearest to the {landmark.label}")
+            phrases.append(("grounding_proximity_nearest", landmark.label))
         if distances[-1][1] == target.instance_id and distances[-1][0] - distances[-2][0] >= margin:
-            phrases.append(f"farthest from the {landmark.label}")
+            phrases.append(("grounding_proximity_farthest", landmark.label))
     return phrases
 
 
@@ -266,14 +272,6 @@ def _direction_referrals(
     return found
 
 
-_DIRECTION_PHRASE = {
-    "left": "on your left",
-    "right": "on your right",
-    "front": "in front of you",
-    "behind": "behind you",
-}
-
-
 def _temporal_referrals(target: SceneObject, same: Sequence[SceneObject]) -> list[str]:
     """Order words ("first", "second", "last") that single out `target`; none on a tie."""
     frames = sorted(o.first_frame for o in same)
@@ -282,12 +280,13 @@ def _temporal_referrals(target: SceneObject, same: Sequence[SceneObject]) -> lis
         return []
     rank = frames.index(mine)
     phrases = []
+    first, second, last = ORDER_WORDS
     if rank == 0:
-        phrases.append("first")
+        phrases.append(first)
     if rank == 1 and len(frames) >= 3:
-        phrases.append("second")
+        phrases.append(second)
     if rank == len(frames) - 1:
-        phrases.append("last")
+        phrases.append(last)
     return phrases
 
 
@@ -311,31 +310,34 @@ def grounding_items(
     for label, same in groups.items():
         if len(same) == 1:
             items.append(
-                _grounding_item(GROUNDING_UNIQUE, f"Find the 3D bounding box of the {label}.", same, False)
+                _grounding_item(GROUNDING_UNIQUE, question_text("grounding_unique", label=label), same, False)
             )
             continue
         landmarks = [o for o in unique if o.label != label]
         for target in same:
             proximity = _proximity_referrals(target, same, landmarks, config.distance_margin)
             if proximity:
-                phrase = proximity[int(rng.integers(len(proximity)))]
-                question = f"Find the 3D bounding box of the {label} {phrase}."
+                family, landmark = proximity[int(rng.integers(len(proximity)))]
+                question = question_text(family, label=label, landmark=landmark)
                 items.append(_grounding_item(GROUNDING_PROXIMITY, question, [target], False))
             direction = _direction_referrals(target, same, landmarks, config)
             if direction:
                 stand, face, sector = direction[int(rng.integers(len(direction)))]
-                question = (
-                    f"Imagine standing by the {stand.label} and facing the {face.label}. "
-                    f"Find the 3D bounding box of the {label} {_DIRECTION_PHRASE[sector]}."
+                question = question_text(
+                    "grounding_direction",
+                    stand=stand.label,
+                    face=face.label,
+                    label=label,
+                    direction=DIRECTION_PHRASES[sector],
                 )
                 items.append(_grounding_item(GROUNDING_DIRECTION, question, [target], False))
             temporal = _temporal_referrals(target, same)
             if temporal:
                 order = temporal[int(rng.integers(len(temporal)))]
-                question = f"Find the 3D bounding box of the {label} that appears {order} in the video."
+                question = question_text("grounding_temporal", label=label, order=order)
                 items.append(_grounding_item(GROUNDING_TEMPORAL, question, [target], False))
         ordered = sorted(same, key=lambda o: (o.first_frame, o.instance_id))
-        question = f"Find the 3D bounding box of every {label} in the video."
+        question = question_text("grounding_all_of_label", label=label)
         items.append(_grounding_item(GROUNDING_ALL_OF_LABEL, question, ordered, True))
     everything = sorted(objects, key=lambda o: (o.first_frame, o.instance_id))
     grounded = _grounded(everything)
@@ -402,7 +404,7 @@ def _counting(
     return [
         _numeric_item(
             "object_counting",
-            f"How many {label}(s) are in this room?",
+            question_text("object_counting", label=label),
             len(groups[label]),
             0,
             [o.instance_id for o in groups[label]],
@@ -420,8 +422,7 @@ def _abs_distance(unique: Sequence[SceneObject], rng: np.random.Generator, confi
     return [
         _numeric_item(
             "object_abs_distance",
-            "Measuring from the closest point of each object, what is the direct distance between "
-            f"the {a.label} and the {b.label} (in meters)?",
+            question_text("object_abs_distance", first=a.label, second=b.label),
             distance,
             DISTANCE_DECIMALS,
             [a.instance_id, b.instance_id],
@@ -434,8 +435,7 @@ def _size(unique: Sequence[SceneObject], rng: np.random.Generator, config: QACon
     return [
         _numeric_item(
             "object_size_estimation",
-            "What is the length of the longest dimension (length, width, or height) of the "
-            f"{o.label}, measured in centimeters?",
+            question_text("object_size_estimation", label=o.label),
             float(np.max(o.box[3:6])) * 100.0,
             0,
             [o.instance_id],
@@ -451,10 +451,7 @@ def _room_size(window: WindowAnnotation) -> list[QAItem]:
     area = polygon_area(polygon)
     if round(area, ROOM_AREA_DECIMALS) <= 0:
         return []
-    question = (
-        "What is the size of this room (in square meters)? "
-        "If multiple rooms are shown, estimate the size of the combined space."
-    )
+    question = question_text("room_size_estimation")
     return [_numeric_item("room_size_estimation", question, area, ROOM_AREA_DECIMALS, [])]
 
 
@@ -487,10 +484,8 @@ def _rel_distance(
             distance = {c: _category_distance(target, groups[c], cache) for c in choices}
             ranked = sorted(choices, key=distance.__getitem__)
             if distance[ranked[1]] - distance[ranked[0]] >= config.distance_margin:
-                question = (
-                    "Measuring from the closest point of each object, which of these objects "
-                    f"({', '.join(choices)}) is the closest to the {target.label}?\n"
-                    "If there are multiple instances of an object category, measure to the closest."
+                question = question_text(
+                    "object_rel_distance", choices=LIST_SEPARATOR.join(choices), target=target.label
                 )
                 ids = [target.instance_id] + [o.instance_id for c in choices for o in groups[c]]
                 items.append(_choice_item("object_rel_distance", question, choices, ranked[0], rng, ids))
@@ -500,25 +495,10 @@ def _rel_distance(
     return items
 
 
-_REL_DIRECTION_LEVELS = {
-    "object_rel_direction_easy": (
-        _EASY,
-        "is the {c} to the left or the right of the {b}?",
-        ("left", "right"),
-    ),
-    "object_rel_direction_medium": (
-        _MEDIUM,
-        "is the {c} to my left, right, or back?\n"
-        "An object is to my back if I would have to turn at least 135 degrees in order to face it.",
-        ("left", "right", "back"),
-    ),
-    "object_rel_direction_hard": (
-        _HARD,
-        "is the {c} to my front-left, front-right, back-left, or back-right?\n"
-        "The directions refer to the quadrants of a Cartesian plane "
-        "(if I am standing at the origin and facing along the positive y-axis).",
-        ("front-left", "front-right", "back-left", "back-right"),
-    ),
+_REL_DIRECTION_SECTORS = {  # sector boundaries of each level; their names are the option texts
+    "object_rel_direction_easy": _EASY,
+    "object_rel_direction_medium": _MEDIUM,
+    "object_rel_direction_hard": _HARD,
 }
 
 
@@ -530,15 +510,14 @@ def _rel_direction(unique: Sequence[SceneObject], rng: np.random.Generator, conf
         if _xy_distance(a, b) >= config.min_separation and _xy_distance(a, c) >= config.min_separation
     ]
     items = []
-    for question_type, ((boundaries, names), tail, choices) in _REL_DIRECTION_LEVELS.items():
+    for question_type, (boundaries, names) in _REL_DIRECTION_SECTORS.items():
+        choices = REL_DIRECTION_CHOICES[question_type]
         found = 0
         for a, b, c in _sample(triples, len(triples), rng):
             sector = _sector(bearing_deg(a.box, b.box, c.box), boundaries, names, config.angle_margin_deg)
             if sector is None:
                 continue
-            question = f"If I am standing by the {a.label} and facing the {b.label}, " + tail.format(
-                b=b.label, c=c.label
-            )
+            question = question_text(question_type, stand=a.label, face=b.label, target=c.label)
             ids = [a.instance_id, b.instance_id, c.instance_id]
             items.append(_choice_item(question_type, question, choices, sector, rng, ids))
             found += 1
@@ -556,13 +535,10 @@ def _appearance_order(
     items = []
     for combo in _sample(combos, config.max_per_type, rng):
         shown = [combo[i] for i in rng.permutation(4)]
-        correct = ", ".join(sorted(combo, key=first.__getitem__))
-        wrong = [", ".join(p) for p in itertools.permutations(combo) if ", ".join(p) != correct]
+        correct = LIST_SEPARATOR.join(sorted(combo, key=first.__getitem__))
+        wrong = [LIST_SEPARATOR.join(p) for p in itertools.permutations(combo) if LIST_SEPARATOR.join(p) != correct]
         choices = [correct] + _sample(wrong, 3, rng)
-        question = (
-            "What will be the first-time appearance order of the following categories in the video: "
-            f"{', '.join(shown)}?"
-        )
+        question = question_text("obj_appearance_order", categories=LIST_SEPARATOR.join(shown))
         ids = [o.instance_id for label in combo for o in groups[label]]
         items.append(_choice_item("obj_appearance_order", question, choices, correct, rng, ids))
     return items

@@ -1,4 +1,4 @@
-"""`ssr eval run`: run a checkpoint (or any `WindowGenerator`) over a QA file and score it.
+"""Run any `WindowGenerator` over a QA file and score it (the library behind `ssr eval run`).
 
 Input rows are training samples (ARCHITECTURE.md, "Training samples": `messages`, `frames`,
 `task`, `ground_truth`) or VSI-Bench-style rows (`question`, `question_type`, `options`,
@@ -8,17 +8,14 @@ Frame paths are relative to `--root` (default: the QA file's folder).
 Questions are grouped by window (their frame list), so each window is encoded once and all its
 questions are answered in one batched `generate` call on the shared prefix. Predictions are the
 raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later; the scores
-come from `ssr_core.evaluation.metrics`. Bad input (missing checkpoint, malformed rows, missing frames)
-ends with one clear message and exit status 1 (as every `ssr` command), before any model is loaded
-when possible.
+come from `ssr_core.evaluation.metrics`. Bad input (malformed rows, missing frames) raises
+`EvalInputError` naming the file and line, before any model runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from ssr_core.commands.main import CliError, read_jsonl
 from ssr_core.data.questions import DETECT_ALL, TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH
+from ssr_core.data.sample_format import (
+    IMAGE_SUFFIXES,
+    TASKS,
+    VIDEO_SUFFIXES,
+    check_frame_list,
+    check_messages,
+    load_frames,
+    read_jsonl,
+    sample_id,
+)
+from ssr_core.errors import InputError
 from ssr_core.evaluation.metrics import (
     CogMapReport,
     GroundingReport,
@@ -39,23 +46,28 @@ from ssr_core.evaluation.metrics import (
     evaluate_vsibench,
 )
 from ssr_core.inference.reasoner import WindowGenerator
-from ssr_core.language.parsers import GroundedObject
-from ssr_core.language.prompts import Prompt, vsibench_prompt
+from ssr_core.language.prompts import (
+    CELL_ANSWER_TOKENS,
+    DETECT_ALL_ANSWER_TOKENS,
+    GROUNDING_ANSWER_TOKENS,
+    SHORT_ANSWER_TOKENS,
+    Prompt,
+    vsibench_prompt,
+)
 from ssr_core.scene.cogmap import GRID_SIZE
+from ssr_core.scene.objects import GroundedObject
 
-TASKS = (TASK_COGMAP, TASK_GROUNDING, TASK_VSIBENCH)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 DEFAULT_NUM_FRAMES = 32  # frames taken from a `video` folder or file (SSR's default window)
 
-# Answer budgets: a cell is ~6 tokens, a grounded object ~45, VSI-Bench answers a few.
-MAX_NEW_TOKENS = {TASK_COGMAP: 16, TASK_GROUNDING: 512, DETECT_ALL: 2048, TASK_VSIBENCH: 32}
+# Answer budgets by task (the numbers are the prompt module's, shared with the reasoner).
+MAX_NEW_TOKENS = {
+    TASK_COGMAP: CELL_ANSWER_TOKENS,
+    TASK_GROUNDING: GROUNDING_ANSWER_TOKENS,
+    DETECT_ALL: DETECT_ALL_ANSWER_TOKENS,
+    TASK_VSIBENCH: SHORT_ANSWER_TOKENS,
+}
 
-# Shared with the other `ssr` commands: 1 = bad input, 2 = usage (argparse), 3 = the model failed.
-EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 3
-
-
-class EvalInputError(CliError, ValueError):
+class EvalInputError(InputError):
     """Input the user must fix (the message names the file and line)."""
 
 
@@ -100,7 +112,7 @@ def read_samples(path: Path, root: Path | None = None, limit: int | None = None,
         raise EvalInputError(f"frame root {root} is not a directory")
     samples: list[EvalSample] = []
     seen: set[str] = set()
-    for line_no, row in read_jsonl(str(path)):  # unreadable file or a bad line: CliError
+    for line_no, row in read_jsonl(path):  # unreadable file or a bad line: SampleFormatError
         if limit is not None and len(samples) >= limit:
             break
         where = f"{path} line {line_no}"
@@ -118,9 +130,7 @@ def read_samples(path: Path, root: Path | None = None, limit: int | None = None,
 
 
 def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
-    if "id" not in row or isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
-        raise ValueError("missing or invalid 'id' (a string or an integer)")
-    sid = str(row["id"])
+    sid = sample_id(row)
     task = row.get("task") or (TASK_VSIBENCH if "question" in row else None)
     if task not in TASKS:
         raise ValueError(f"sample {sid!r}: task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -131,7 +141,10 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     options = row.get("options")
     prompt: Prompt
     if "messages" in row:
-        prompt = _messages(row["messages"], sid)
+        try:
+            prompt = check_messages(row["messages"])
+        except ValueError as exc:
+            raise ValueError(f"sample {sid!r}: {exc}") from None
     elif isinstance(row.get("question"), str) and row["question"].strip():
         if options is not None and not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
             raise ValueError(f"sample {sid!r}: 'options' must be a list of strings")
@@ -146,16 +159,6 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     else:
         ground_truth = _boxes(truth, sid)
     return EvalSample(sid, task, qtype, prompt, _frames(row, root, sid, num_frames), ground_truth)
-
-
-def _messages(value: Any, sid: str) -> list[dict[str, str]]:
-    ok = isinstance(value, list) and value and all(
-        isinstance(m, dict) and m.get("role") in ("system", "user") and isinstance(m.get("content"), str)
-        for m in value
-    )
-    if not ok or not any(m["role"] == "user" for m in value):
-        raise ValueError(f"sample {sid!r}: 'messages' must be system/user messages with string content")
-    return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
 def _cell(value: Any, sid: str) -> tuple[int, int]:
@@ -187,9 +190,10 @@ def _frames(row: dict[str, Any], root: Path, sid: str, num_frames: int) -> tuple
     """Frame files of a row: `frames` list, or `video` (list, image folder or video file)."""
     source = row.get("frames", row.get("video"))
     if isinstance(source, list):
-        if not source or not all(isinstance(p, str) and p for p in source):
-            raise ValueError(f"sample {sid!r}: frames must be a non-empty list of paths")
-        paths = tuple(root / p for p in source)
+        try:
+            paths = tuple(root / p for p in check_frame_list(source))
+        except ValueError as exc:
+            raise ValueError(f"sample {sid!r}: {exc}") from None
     elif isinstance(source, str) and source:
         target = root / source
         if target.is_dir():
@@ -208,45 +212,6 @@ def _frames(row: dict[str, Any], root: Path, sid: str, num_frames: int) -> tuple
     if missing is not None:
         raise ValueError(f"sample {sid!r}: frame file {missing} does not exist")
     return paths
-
-
-def load_frames(paths: Sequence[Path], num_frames: int = DEFAULT_NUM_FRAMES) -> np.ndarray:
-    """uint8 (N, H, W, 3) RGB frames (as training loads them); raises `EvalInputError`."""
-    if len(paths) == 1 and paths[0].suffix.lower() in VIDEO_SUFFIXES:
-        return _video_frames(paths[0], num_frames)
-    from PIL import Image, UnidentifiedImageError
-
-    frames = []
-    for p in paths:
-        try:
-            with Image.open(p) as image:
-                frames.append(np.asarray(image.convert("RGB")))
-        except (OSError, UnidentifiedImageError) as exc:
-            raise EvalInputError(f"cannot read frame {p}: {exc}") from None
-    if len({f.shape for f in frames}) != 1:
-        raise EvalInputError(f"frames of one window differ in size (first {paths[0]})")
-    return np.stack(frames)
-
-
-def _video_frames(path: Path, num_frames: int) -> np.ndarray:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if not capture.isOpened() or count <= 0:
-            raise EvalInputError(f"cannot read video {path}")
-        frames = []
-        for index in np.unique(np.linspace(0, count - 1, min(num_frames, count)).round().astype(int)):
-            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-            ok, bgr = capture.read()
-            if ok:
-                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    if not frames:
-        raise EvalInputError(f"no frame could be decoded from {path}")
-    return np.stack(frames)
 
 
 # ---------------------------------------------------------------------------- running
@@ -361,86 +326,3 @@ def write_predictions(path: Path, samples: Sequence[EvalSample], predictions: di
     with open(path, "w", encoding="utf-8") as fh:
         for s in samples:
             fh.write(json.dumps({"id": s.id, "prediction": predictions[s.id]}) + "\n")
-
-
-# ---------------------------------------------------------------------------- command line
-
-GeneratorFactory = Callable[[argparse.Namespace], WindowGenerator]
-
-
-def load_checkpoint_generator(args: argparse.Namespace) -> WindowGenerator:
-    """The SSR engine over `--checkpoint` (torch is imported only here)."""
-    checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_dir():
-        raise EvalInputError(f"checkpoint {checkpoint} is not a directory")
-    from ssr_core.inference.generation import SSRGenerator
-
-    try:
-        return SSRGenerator.from_checkpoint(
-            checkpoint, device=args.device, vggt_path=args.vggt_path, max_batch_size=args.batch_size
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise EvalInputError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from None
-
-
-def run_eval(args: argparse.Namespace, make_generator: GeneratorFactory = load_checkpoint_generator) -> int:
-    """`ssr eval run`: exit 0 on success, 1 on bad input, 3 when the model fails."""
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    try:
-        for flag, value in (("--limit", args.limit), ("--num-frames", args.num_frames),
-                            ("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
-            if value is not None and value < 1:
-                raise EvalInputError(f"{flag} must be >= 1, got {value}")
-        samples = read_samples(Path(args.data), Path(args.root) if args.root else None, args.limit, args.num_frames)
-        generator = make_generator(args)
-        start = time.perf_counter()
-        predictions = predict(samples, generator, args.num_frames, args.max_new_tokens, say)
-        seconds = time.perf_counter() - start
-    except CliError as exc:  # EvalInputError, or a bad JSONL line from read_jsonl
-        say(f"ssr eval run: error: {exc}")
-        return EXIT_BAD_INPUT
-    except Exception as exc:  # the model or device failed: report it, not a traceback
-        say(f"ssr eval run: the model failed: {type(exc).__name__}: {exc}")
-        return EXIT_FAILED
-    if args.out:
-        write_predictions(Path(args.out), samples, predictions)
-        say(f"predictions written to {args.out}")
-    print(format_report(score(samples, predictions, seconds)))
-    return EXIT_OK
-
-
-def add_eval_run_command(subparsers: Any, make_generator: GeneratorFactory = load_checkpoint_generator) -> argparse.ArgumentParser:
-    """Add `run` to the `ssr eval` sub-command group; the handler is `args.func(args) -> exit code`."""
-    parser = subparsers.add_parser(
-        "run",
-        help="run a checkpoint over a QA file and print VSI-Bench, grounding and LocalCogMap scores",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--checkpoint", required=True, help="SSR checkpoint directory")
-    parser.add_argument("--data", required=True, help="QA JSONL (training samples or VSI-Bench-style rows)")
-    parser.add_argument("--out", help="write predictions JSONL ({id, prediction} per line) here")
-    parser.add_argument("--root", help="folder frame paths are relative to (default: the QA file's folder)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
-    parser.add_argument("--vggt-path", help="VGGT aggregator weights for SSR-3D (default: from the checkpoint)")
-    parser.add_argument("--limit", type=int, help="only the first N samples")
-    parser.add_argument("--num-frames", type=int, default=DEFAULT_NUM_FRAMES,
-                        help="frames taken from a `video` folder or file (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=16, help="prompts decoded together (default %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, help="cap every answer's token budget (quick runs)")
-    parser.set_defaults(func=lambda args: run_eval(args, make_generator))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, make_generator: GeneratorFactory = load_checkpoint_generator) -> int:
-    """`python -m ssr_core.evaluation.evaluate run ...` (the same command as `ssr eval run`)."""
-    parser = argparse.ArgumentParser(prog="ssr eval")
-    add_eval_run_command(parser.add_subparsers(dest="command", required=True), make_generator)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

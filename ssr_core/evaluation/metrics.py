@@ -20,7 +20,6 @@ from scipy.optimize import linear_sum_assignment
 from ssr_core.language.parsers import (
     CHOICE_QUESTION_TYPES,
     NUMERIC_QUESTION_TYPES,
-    GroundedObject,
     ParseFailure,
     option_letters,
     option_text,
@@ -29,6 +28,8 @@ from ssr_core.language.parsers import (
     parse_vsibench,
 )
 from ssr_core.scene.boxes import center_distance, iou_3d
+from ssr_core.scene.cogmap import cell_error
+from ssr_core.scene.objects import GroundedObject
 
 # MRA confidence thresholds 0.50, 0.55, ..., 0.95, built from integers so that they are exact.
 MRA_THRESHOLDS: tuple[float, ...] = tuple((50 + 5 * k) / 100 for k in range(10))
@@ -196,11 +197,6 @@ def evaluate_vsibench(
 
 
 # ---------------------------------------------------------------------------- LocalCogMap
-
-
-def cell_error(pred: Sequence[int], gt: Sequence[int]) -> float:
-    """Euclidean distance between two cells, in grid units."""
-    return float(np.hypot(pred[0] - gt[0], pred[1] - gt[1]))
 
 
 @dataclass

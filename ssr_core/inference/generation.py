@@ -20,179 +20,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from transformers import AutoTokenizer, DynamicCache, Qwen2_5_VLConfig
+from transformers import AutoTokenizer, DynamicCache
 
 from ssr_core.inference.devices import resolve_device, resolve_dtype
 from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
-from ssr_core.model.configuration_ssr import SSRConfig
-from ssr_core.model.modeling_ssr import (
-    SSRForConditionalGeneration,
-    VideoInputs,
-    llm_grids,
-    preprocess_frames,
-    temporal_stride,
-    text_config,
-    vision_geometry,
-)
-from ssr_core.model.position_ids import build_position_ids, video_token_count
+from ssr_core.model.configuration_ssr import text_config
+from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
+from ssr_core.model.processing_ssr import SSRInputBuilder
 
 log = logging.getLogger(__name__)
-
-IGNORE_INDEX = -100
-
-
-class SSRInputBuilder:
-    """Frames + chat messages -> token ids, placeholder expansion, positions and labels."""
-
-    def __init__(
-        self,
-        tokenizer,
-        ssr_config: SSRConfig,
-        model_config: Qwen2_5_VLConfig,
-        chat_template: str | None = None,
-    ):
-        self.tokenizer = tokenizer
-        self.ssr_config = ssr_config
-        self.model_config = model_config
-        self.geometry = vision_geometry(model_config)
-        self.chat_template = chat_template or tokenizer.chat_template
-        if not self.chat_template:
-            raise ValueError("the tokenizer has no chat template; pass chat_template=...")
-        self.video_token = "<|video_pad|>"
-        self.vision_end = "<|vision_end|>"
-        if tokenizer.convert_tokens_to_ids(self.video_token) != model_config.video_token_id:
-            raise ValueError("tokenizer and model disagree on the <|video_pad|> id")
-
-    def chat_messages(self, prompt: Prompt) -> list[dict]:
-        """A user string or [{"role": "system"|"user", "content": str}] -> Qwen messages, video before the user text."""
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-        out: list[dict] = []
-        has_user = False
-        for message in messages:
-            role, content = message.get("role"), message.get("content")
-            if role not in ("system", "user") or not isinstance(content, str):
-                raise ValueError(f"prompt messages must be system/user with string content, got {message!r}")
-            if role == "user" and not has_user:
-                out.append(
-                    {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": content}]}
-                )
-                has_user = True
-            else:
-                out.append({"role": role, "content": content})
-        if not has_user:
-            raise ValueError("a prompt needs a user message")
-        return out
-
-    def render(self, prompt: Prompt) -> tuple[str, str]:
-        """(prefix up to and including the video span, suffix through the assistant header)."""
-        text = self.tokenizer.apply_chat_template(
-            self.chat_messages(prompt),
-            chat_template=self.chat_template,
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        if text.count(self.video_token) != 1:
-            raise ValueError("the rendered prompt must hold exactly one video placeholder")
-        cut = text.index(self.video_token) + len(self.video_token)
-        if text.startswith(self.vision_end, cut):
-            cut += len(self.vision_end)
-        return text[:cut], text[cut:]
-
-    def tokenize(self, text: str, num_video_tokens: int = 0) -> list[int]:
-        """Token ids of `text`; its single video placeholder (if any) becomes `num_video_tokens` copies."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        video_id = self.model_config.video_token_id
-        if video_id not in ids:
-            return ids
-        at = ids.index(video_id)
-        return ids[:at] + [video_id] * num_video_tokens + ids[at + 1 :]
-
-    def video_inputs(self, frames: np.ndarray) -> VideoInputs:
-        cfg = self.ssr_config
-        return preprocess_frames(frames, cfg.image_size, cfg.num_frames, self.geometry)
-
-    def num_video_tokens(self, video_grid_thw: Tensor) -> int:
-        (grid,) = llm_grids(video_grid_thw, self.geometry.merge_size)
-        return video_token_count(grid, self.ssr_config.layout)
-
-    def position_ids(self, input_ids: Tensor, video_grid_thw: Tensor) -> Tensor:
-        position_ids, _ = build_position_ids(
-            input_ids,
-            self.model_config.video_token_id,
-            llm_grids(video_grid_thw, self.geometry.merge_size),
-            self.ssr_config.layout,
-            temporal_stride(self.geometry, self.ssr_config.video_fps),
-        )
-        return position_ids
-
-    def build_training_inputs(self, frames: np.ndarray, messages: Prompt, answer: str) -> dict[str, Tensor]:
-        """One supervised sample: the prompt as at inference, then the assistant turn as the template writes it.
-
-        labels are -100 except on the assistant text after the generation header (the answer, its
-        <|im_end|> and the template's trailing newline). Returns input_ids / attention_mask / labels
-        [1, L], position_ids [3, 1, L], pixel_values_videos, video_grid_thw [1, 3], vggt_images.
-        """
-        video = self.video_inputs(frames)
-        prefix, suffix = self.render(messages)
-        chat = self.chat_messages(messages) + [{"role": "assistant", "content": answer}]
-        full = self.tokenizer.apply_chat_template(chat, chat_template=self.chat_template, tokenize=False)
-        if not full.startswith(prefix + suffix):
-            raise ValueError("the chat template renders the assistant turn inconsistently with the prompt")
-        prompt_ids = self.tokenize(prefix, self.num_video_tokens(video.video_grid_thw)) + self.tokenize(
-            suffix
-        )
-        answer_ids = self.tokenize(full[len(prefix + suffix) :])
-        input_ids = torch.tensor([prompt_ids + answer_ids])
-        labels = torch.tensor([[IGNORE_INDEX] * len(prompt_ids) + answer_ids])
-        return {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "labels": labels,
-            "position_ids": self.position_ids(input_ids, video.video_grid_thw),
-            "pixel_values_videos": video.pixel_values_videos,
-            "video_grid_thw": video.video_grid_thw,
-            "vggt_images": video.vggt_images,
-        }
-
-
-def build_training_inputs(
-    builder: SSRInputBuilder, frames: np.ndarray, messages: Prompt, answer: str
-) -> dict[str, Tensor]:
-    """See `SSRInputBuilder.build_training_inputs`."""
-    return builder.build_training_inputs(frames, messages, answer)
-
-
-def collate_training_inputs(samples: Sequence[Mapping[str, Tensor]], pad_token_id: int) -> dict[str, Any]:
-    """Right-pad samples from `build_training_inputs` into a batch for `SSRForConditionalGeneration.forward`.
-
-    Videos may differ in frame count: pixel patches are concatenated (Qwen's packed layout) and
-    `vggt_images` becomes a list of [S_v, 3, H, W].
-    """
-    width = max(s["input_ids"].shape[1] for s in samples)
-
-    def pad(key: str, value: int) -> Tensor:
-        rows = [s[key] for s in samples]
-        return torch.cat(
-            [torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=value) for r in rows], dim=-2
-        )
-
-    return {
-        "input_ids": pad("input_ids", pad_token_id),
-        "attention_mask": pad("attention_mask", 0),
-        "labels": pad("labels", IGNORE_INDEX),
-        "position_ids": pad("position_ids", 0),  # [3, B, L]
-        "pixel_values_videos": torch.cat([s["pixel_values_videos"] for s in samples]),
-        "video_grid_thw": torch.cat([s["video_grid_thw"] for s in samples]),
-        "vggt_images": [s["vggt_images"][0] for s in samples],
-    }
-
 
 @dataclass
 class PrefixCache:

@@ -29,10 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ssr_core.data.annotations import instance_id
-from ssr_core.evaluation.metrics import cell_error
 from ssr_core.language.parsers import (
-    GroundedObject,
     ParseFailure,
     option_letters,
     option_text,
@@ -41,14 +38,18 @@ from ssr_core.language.parsers import (
     parse_vsibench,
 )
 from ssr_core.language.prompts import (
+    CELL_ANSWER_TOKENS,
+    DETECT_ALL_ANSWER_TOKENS,
+    SHORT_ANSWER_TOKENS,
     Prompt,
     cogmap_messages,
     detect_all_objects_prompt,
     format_options,
     vsibench_prompt,
 )
-from ssr_core.scene.cogmap import LocalCogMap
+from ssr_core.scene.cogmap import LocalCogMap, cell_error
 from ssr_core.scene.layout import LayoutResult, recover_layout
+from ssr_core.scene.objects import GroundedObject, instance_id
 from ssr_core.scene.scene_graph import build_scene_graph
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,6 @@ DEFAULT_INCONSISTENCY_THRESHOLD = 1.5
 DEFAULT_MAX_OBJECTS = 40
 DUPLICATE_M = 0.01  # same label, centres closer than this: one object stated twice
 DEFAULT_MAX_QUESTION_CHARS = 500  # the node's ask.max_question_chars default
-DETECT_TOKENS = 2048  # ~45 tokens per object in the grounding format: room for DEFAULT_MAX_OBJECTS
-CELL_TOKENS = 16  # "[7, 3]" is 6 tokens; slack for a stray space or end token
-ANSWER_TOKENS = 32  # VSI-Bench answers are a letter or a short number
 
 # parse_vsibench only tells multiple choice from numeric by the question type; these stand for
 # "any choice question" and "any numeric question" in `ask`.
@@ -186,9 +184,9 @@ class SceneReasoner:
         max_objects: int = DEFAULT_MAX_OBJECTS,
         inconsistency_threshold: float = DEFAULT_INCONSISTENCY_THRESHOLD,
         max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
-        detect_tokens: int = DETECT_TOKENS,
-        cell_tokens: int = CELL_TOKENS,
-        answer_tokens: int = ANSWER_TOKENS,
+        detect_tokens: int = DETECT_ALL_ANSWER_TOKENS,
+        cell_tokens: int = CELL_ANSWER_TOKENS,
+        answer_tokens: int = SHORT_ANSWER_TOKENS,
     ):
         if cache_windows < 1:
             raise ValueError(f"cache_windows must be >= 1, got {cache_windows}")

@@ -21,6 +21,7 @@ import numpy as np
 
 from ssr_core.scene.boxes import wrap_angle
 from ssr_core.scene.cogmap import GRID_SIZE  # LocalCogMap cells are 0..GRID_SIZE-1 on both axes
+from ssr_core.scene.objects import GroundedObject
 
 T = TypeVar("T")
 
@@ -56,14 +57,6 @@ class ParseFailure:
 
     reason: str
     text: str
-
-
-@dataclass(frozen=True, eq=False)
-class GroundedObject:
-    """One object of a grounding answer: its label and 7-DoF box (canonical frame)."""
-
-    label: str
-    box: np.ndarray  # (7,) [x, y, z, l, w, h, yaw], yaw wrapped to (-pi, pi]
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -1,19 +1,28 @@
 """Prompt texts and answer formats: the text contract between the model and the code.
 
-Training samples (`ssr_core.data.questions`) and inference (`ssr_core.inference.reasoner`) build their prompts here
-and `ssr_core.language.parsers` reads the answers back, so a change to any text or format must bump
-`PROMPT_FORMAT_VERSION`: a checkpoint is only valid with the prompt version it was trained on.
+Every text a model is trained on or asked lives here: system contexts, the question templates of
+every question family (`QUESTION_TEMPLATES`, rendered by `question_text`), the words filled into
+them, answer formats and answer token budgets. Training samples (`ssr_core.data.questions`) and
+inference (`ssr_core.inference.reasoner`) build their prompts here and `ssr_core.language.parsers`
+reads the answers back, so a change to any text must bump `PROMPT_FORMAT_VERSION`: a checkpoint is
+only valid with the prompt version it was trained on. `prompt_fingerprint()` hashes every text;
+tests/test_prompts_parsers.py records the fingerprint of each version, so a wording change
+without a version bump fails CI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import string
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from ssr_core.language.parsers import GroundedObject
 from ssr_core.scene.boxes import wrap_angle
+from ssr_core.scene.objects import GroundedObject
 
 # What a generator is asked: a user text, or chat messages (optional system context, then the user
 # question) exactly as a training sample stores them; the engine renders both with the chat
@@ -66,6 +75,158 @@ VSIBENCH_PRE_PROMPT = "These are frames of a video."
 VSIBENCH_NUMBER_POST_PROMPT = "Please answer the question using a single word or phrase."
 VSIBENCH_CHOICE_POST_PROMPT = "Answer with the option's letter from the given choices directly."
 
+# Answer budgets (new tokens) per answer format: a cell is ~6 tokens, a grounded object ~45,
+# VSI-Bench answers a letter or a short number. Shared by the reasoner and `ssr eval run`.
+CELL_ANSWER_TOKENS = 16
+GROUNDING_ANSWER_TOKENS = 512
+DETECT_ALL_ANSWER_TOKENS = 2048  # room for the reasoner's DEFAULT_MAX_OBJECTS
+SHORT_ANSWER_TOKENS = 32
+
+# Question families -> `str.format` templates with named fields. The family names of VSI-Bench
+# questions are VSI-Bench's question_type strings.
+QUESTION_TEMPLATES: dict[str, str] = {
+    "cogmap": (
+        "Anchor 1: {anchor1} is at {anchor1_cell}. Anchor 2: {anchor2} is at {anchor2_cell}. "
+        "In which cell [col, row] is the target {target}?"
+    ),
+    "detect_all": _DETECT_ALL.replace("{", "{{").replace("}", "}}"),  # no fields: braces are literal
+    "grounding_unique": "Find the 3D bounding box of the {label}.",
+    "grounding_proximity_nearest": "Find the 3D bounding box of the {label} nearest to the {landmark}.",
+    "grounding_proximity_farthest": "Find the 3D bounding box of the {label} farthest from the {landmark}.",
+    "grounding_direction": (
+        "Imagine standing by the {stand} and facing the {face}. "
+        "Find the 3D bounding box of the {label} {direction}."
+    ),
+    "grounding_temporal": "Find the 3D bounding box of the {label} that appears {order} in the video.",
+    "grounding_all_of_label": "Find the 3D bounding box of every {label} in the video.",
+    "object_counting": "How many {label}(s) are in this room?",
+    "object_abs_distance": (
+        "Measuring from the closest point of each object, what is the direct distance between "
+        "the {first} and the {second} (in meters)?"
+    ),
+    "object_size_estimation": (
+        "What is the length of the longest dimension (length, width, or height) of the "
+        "{label}, measured in centimeters?"
+    ),
+    "room_size_estimation": (
+        "What is the size of this room (in square meters)? "
+        "If multiple rooms are shown, estimate the size of the combined space."
+    ),
+    "object_rel_distance": (
+        "Measuring from the closest point of each object, which of these objects "
+        "({choices}) is the closest to the {target}?\n"
+        "If there are multiple instances of an object category, measure to the closest."
+    ),
+    "object_rel_direction_easy": (
+        "If I am standing by the {stand} and facing the {face}, "
+        "is the {target} to the left or the right of the {face}?"
+    ),
+    "object_rel_direction_medium": (
+        "If I am standing by the {stand} and facing the {face}, is the {target} to my left, right, or back?\n"
+        "An object is to my back if I would have to turn at least 135 degrees in order to face it."
+    ),
+    "object_rel_direction_hard": (
+        "If I am standing by the {stand} and facing the {face}, "
+        "is the {target} to my front-left, front-right, back-left, or back-right?\n"
+        "The directions refer to the quadrants of a Cartesian plane "
+        "(if I am standing at the origin and facing along the positive y-axis)."
+    ),
+    "obj_appearance_order": (
+        "What will be the first-time appearance order of the following categories in the video: "
+        "{categories}?"
+    ),
+}
+
+# Words filled into the templates above (part of the contract too).
+DIRECTION_PHRASES = {  # grounding_direction's {direction}, by sector
+    "left": "on your left",
+    "right": "on your right",
+    "front": "in front of you",
+    "behind": "behind you",
+}
+ORDER_WORDS = ("first", "second", "last")  # grounding_temporal's {order}
+REL_DIRECTION_CHOICES = {  # the option texts of each relative-direction level
+    "object_rel_direction_easy": ("left", "right"),
+    "object_rel_direction_medium": ("left", "right", "back"),
+    "object_rel_direction_hard": ("front-left", "front-right", "back-left", "back-right"),
+}
+LIST_SEPARATOR = ", "  # categories and choices inside a question, and appearance-order options
+
+
+class UnknownQuestionFamily(KeyError):
+    """`question_text` was asked for a family that has no registered template."""
+
+
+def question_text(family: str, **fields: str) -> str:
+    """The question of `family` with its fields filled in; every question a sample holds comes from here."""
+    try:
+        template = QUESTION_TEMPLATES[family]
+    except KeyError:
+        raise UnknownQuestionFamily(family) from None
+    return template.format(**fields)
+
+
+@dataclass(frozen=True)
+class QuestionMatch:
+    """A question text recognised as one family, with the field values it was rendered with."""
+
+    family: str
+    fields: dict[str, str]
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts, seen = [], set()
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if field is not None:
+            parts.append(f"(?P={field})" if field in seen else f"(?P<{field}>.+?)")
+            seen.add(field)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _literal_length(template: str) -> int:
+    return sum(len(literal) for literal, *_ in string.Formatter().parse(template))
+
+
+# Most specific first, so "the {label}." never swallows "the {label} nearest to the {landmark}.".
+_TEMPLATE_PATTERNS = {
+    family: _template_pattern(QUESTION_TEMPLATES[family])
+    for family in sorted(QUESTION_TEMPLATES, key=lambda f: -_literal_length(QUESTION_TEMPLATES[f]))
+}
+
+
+def match_question(text: str) -> QuestionMatch | None:
+    """Which registered family `text` contains (the first template found in it), or None.
+
+    Lets consumers that must understand a question (the ground-truth stand-in, the demo) read it
+    through the same templates the question was written with, instead of their own substrings.
+    """
+    for family, pattern in _TEMPLATE_PATTERNS.items():
+        found = pattern.search(text)
+        if found is not None:
+            return QuestionMatch(family, found.groupdict())
+    return None
+
+
+def prompt_fingerprint() -> str:
+    """SHA-256 over every text of the contract; changes whenever any wording or format does."""
+    texts = {
+        "cogmap_system": COGMAP_SYSTEM_PROMPT,
+        "grounding_system": GROUNDING_SYSTEM_PROMPT,
+        "vsibench": [VSIBENCH_PRE_PROMPT, VSIBENCH_NUMBER_POST_PROMPT, VSIBENCH_CHOICE_POST_PROMPT],
+        "templates": QUESTION_TEMPLATES,
+        "direction_phrases": DIRECTION_PHRASES,
+        "order_words": ORDER_WORDS,
+        "rel_direction_choices": REL_DIRECTION_CHOICES,
+        "separator": LIST_SEPARATOR,
+        "object_name": object_name("ID", "LABEL"),
+        "cell": format_cell_answer((1, 2)),
+        "options": format_options(["x", "y"]),
+        "vsibench_prompt": [vsibench_prompt("Q"), vsibench_prompt("Q", ["A. x"])],
+        "decimals": DECIMALS,
+    }
+    return hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()
+
 
 def object_name(instance_id: str, label: str) -> str:
     """How a MultiQA question names an object: `chair_0 (chair)`."""
@@ -90,10 +251,13 @@ def cogmap_messages(
 
     `labels` maps instance ids to labels so every object is named `<id> (<label>)`.
     """
-    question = (
-        f"Anchor 1: {object_name(anchor1, labels[anchor1])} is at {format_cell_answer(anchor1_cell)}. "
-        f"Anchor 2: {object_name(anchor2, labels[anchor2])} is at {format_cell_answer(anchor2_cell)}. "
-        f"In which cell [col, row] is the target {object_name(target, labels[target])}?"
+    question = question_text(
+        "cogmap",
+        anchor1=object_name(anchor1, labels[anchor1]),
+        anchor1_cell=format_cell_answer(anchor1_cell),
+        anchor2=object_name(anchor2, labels[anchor2]),
+        anchor2_cell=format_cell_answer(anchor2_cell),
+        target=object_name(target, labels[target]),
     )
     return [
         {"role": "system", "content": COGMAP_SYSTEM_PROMPT},
@@ -139,7 +303,7 @@ def grounding_messages(question: str) -> list[Message]:
 
 def detect_all_objects_prompt() -> str:
     """Self-contained prompt asking for every object with its 7-DoF box (JSON list)."""
-    return _DETECT_ALL
+    return question_text("detect_all")
 
 
 def vsibench_prompt(question: str, options: Sequence[str] | None = None) -> str:
@@ -150,6 +314,15 @@ def vsibench_prompt(question: str, options: Sequence[str] | None = None) -> str:
     else:
         parts.append(VSIBENCH_NUMBER_POST_PROMPT)
     return "\n".join(parts)
+
+
+def vsibench_question(prompt: str) -> str:
+    """The question inside a `vsibench_prompt` (between the pre-prompt and the options or post-prompt)."""
+    body = prompt.removeprefix(VSIBENCH_PRE_PROMPT + "\n")
+    for end in ("\nOptions:\n", "\n" + VSIBENCH_NUMBER_POST_PROMPT):
+        if end in body:
+            return body.split(end, 1)[0]
+    return body
 
 
 def format_options(texts: Sequence[str]) -> list[str]:

@@ -13,6 +13,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from transformers import Qwen2_5_VLConfig
+from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import (
+    Qwen2_5_VLTextConfig,
+    Qwen2_5_VLVisionConfig,
+)
+
 SSR_CONFIG_NAME = "ssr_config.json"
 VARIANTS = ("2d", "3d")
 INSERTIONS = ("interleaved", "sequential")
@@ -92,3 +98,44 @@ class SSRConfig:
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> SSRConfig:
         return cls.from_dict(json.loads((Path(directory) / SSR_CONFIG_NAME).read_text()))
+
+
+@dataclass(frozen=True)
+class VisionGeometry:
+    """The ViT sizes SSR relies on, as plain ints (transformers also allows non-square sizes; SSR does not)."""
+
+    patch_size: int
+    temporal_patch_size: int
+    merge_size: int
+    window_size: int
+    tokens_per_second: float
+    hidden_size: int
+    out_hidden_size: int
+
+
+def _square(value: object, name: str) -> int:
+    if not isinstance(value, int):
+        raise ValueError(f"SSR needs an integer vision {name}, got {value!r}")
+    return value
+
+
+def vision_geometry(config: Qwen2_5_VLConfig) -> VisionGeometry:
+    vision = config.vision_config
+    if not isinstance(vision, Qwen2_5_VLVisionConfig):
+        raise TypeError("expected a Qwen2.5-VL config with a vision_config")
+    return VisionGeometry(
+        patch_size=_square(vision.patch_size, "patch_size"),
+        temporal_patch_size=_square(vision.temporal_patch_size, "temporal_patch_size"),
+        merge_size=vision.spatial_merge_size,
+        window_size=vision.window_size,
+        tokens_per_second=vision.tokens_per_second,
+        hidden_size=vision.hidden_size,
+        out_hidden_size=vision.out_hidden_size,
+    )
+
+
+def text_config(config: Qwen2_5_VLConfig) -> Qwen2_5_VLTextConfig:
+    text = config.text_config
+    if not isinstance(text, Qwen2_5_VLTextConfig):
+        raise TypeError("expected a Qwen2.5-VL config with a text_config")
+    return text

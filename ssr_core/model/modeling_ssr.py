@@ -23,142 +23,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import (
-    Qwen2_5_VLTextConfig,
-    Qwen2_5_VLVisionConfig,
-)
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLPatchMerger
-from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.vision_utils import get_vision_window_index
 
-from ssr_core.model.configuration_ssr import SSR_CONFIG_NAME, SSRConfig
-from ssr_core.model.position_ids import Grid, arrange_video_tokens, build_position_ids
+from ssr_core.model.configuration_ssr import SSR_CONFIG_NAME, SSRConfig, VisionGeometry, vision_geometry
+from ssr_core.model.position_ids import (
+    Grid,
+    arrange_video_tokens,
+    build_position_ids,
+    llm_grids,
+    temporal_stride,
+)
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig, load_vggt_aggregator
 
 SPATIAL_BRANCH_WEIGHTS = "ssr_3d_branch.safetensors"
 VGGTImages = Tensor | Sequence[Tensor]  # [V, S, 3, H, W], or per video [S_v, 3, H, W]
-
-
-@dataclass(frozen=True)
-class VisionGeometry:
-    """The ViT sizes SSR relies on, as plain ints (transformers also allows non-square sizes; SSR does not)."""
-
-    patch_size: int
-    temporal_patch_size: int
-    merge_size: int
-    window_size: int
-    tokens_per_second: float
-    hidden_size: int
-    out_hidden_size: int
-
-
-def _square(value: object, name: str) -> int:
-    if not isinstance(value, int):
-        raise ValueError(f"SSR needs an integer vision {name}, got {value!r}")
-    return value
-
-
-def vision_geometry(config: Qwen2_5_VLConfig) -> VisionGeometry:
-    vision = config.vision_config
-    if not isinstance(vision, Qwen2_5_VLVisionConfig):
-        raise TypeError("expected a Qwen2.5-VL config with a vision_config")
-    return VisionGeometry(
-        patch_size=_square(vision.patch_size, "patch_size"),
-        temporal_patch_size=_square(vision.temporal_patch_size, "temporal_patch_size"),
-        merge_size=vision.spatial_merge_size,
-        window_size=vision.window_size,
-        tokens_per_second=vision.tokens_per_second,
-        hidden_size=vision.hidden_size,
-        out_hidden_size=vision.out_hidden_size,
-    )
-
-
-def text_config(config: Qwen2_5_VLConfig) -> Qwen2_5_VLTextConfig:
-    text = config.text_config
-    if not isinstance(text, Qwen2_5_VLTextConfig):
-        raise TypeError("expected a Qwen2.5-VL config with a text_config")
-    return text
-
-
-# --------------------------------------------------------------------------------------
-# Frames -> model inputs
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class VideoInputs:
-    """One preprocessed window (batch of one video)."""
-
-    pixel_values_videos: Tensor  # [T*gh*gw, 3*tps*14*14] float32, Qwen's patch order
-    video_grid_thw: Tensor  # [1, 3] long: (T, gh, gw) in 14-px patches
-    vggt_images: Tensor  # [1, S, 3, H, W] float32 in [0, 1], S = T*tps
-
-
-def select_frames(num_available: int, num_frames: int) -> list[int]:
-    """Uniformly pick `num_frames` frame indices; with fewer frames keep all, padded to an even count."""
-    if num_available < 1:
-        raise ValueError("a window needs at least one frame")
-    if num_available > num_frames:
-        return np.linspace(0, num_available - 1, num_frames).round().astype(int).tolist()
-    indices = list(range(num_available))
-    return indices + [indices[-1]] * (len(indices) % 2)
-
-
-def preprocess_frames(
-    frames: np.ndarray, image_size: tuple[int, int], num_frames: int, geometry: VisionGeometry
-) -> VideoInputs:
-    """uint8 frames [N, H0, W0, 3] -> pixel patches for the ViT and [0, 1] images for VGGT.
-
-    Every frame is resized (bicubic, antialiased) to `image_size`, so the ViT and VGGT see the
-    same pixels and the same 14-px grid. The patch order equals Qwen2-VL's processor:
-    (t, gh/m, gw/m, m, m) over patches, (C, tps, 14, 14) inside a patch.
-    """
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
-    p, tps, m = geometry.patch_size, geometry.temporal_patch_size, geometry.merge_size
-    height, width = image_size
-    if height % (p * m) or width % (p * m):
-        raise ValueError(f"image_size {image_size} must be multiples of {p * m}")
-    picked = frames[select_frames(len(frames), num_frames)]
-    if len(picked) % tps:
-        picked = np.concatenate([picked, picked[-1:].repeat(tps - len(picked) % tps, axis=0)])
-    # [S, 3, H0, W0] in [0, 1]
-    images = torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2).float() / 255.0
-    if images.shape[-2:] != (height, width):
-        images = F.interpolate(
-            images, size=(height, width), mode="bicubic", antialias=True, align_corners=False
-        )
-        images = images.clamp(0.0, 1.0)
-    mean = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
-    x = (images - mean) / std
-    s = x.shape[0]
-    t, gh, gw = s // tps, height // p, width // p
-    x = x.view(t, tps, 3, gh // m, m, p, gw // m, m, p).permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
-    pixel_values = x.reshape(t * gh * gw, 3 * tps * p * p)
-    return VideoInputs(pixel_values, torch.tensor([[t, gh, gw]]), images.unsqueeze(0))
-
-
-def llm_grids(video_grid_thw: Tensor, spatial_merge_size: int) -> list[Grid]:
-    """Patch grids [V, 3] -> merged LLM grids (T, h, w)."""
-    m = spatial_merge_size
-    return [(t, h // m, w // m) for t, h, w in video_grid_thw.tolist()]
-
-
-def temporal_stride(geometry: VisionGeometry, video_fps: float) -> float:
-    """M-RoPE temporal step between frame groups in the 2D layout (Qwen: tokens_per_second * s/group)."""
-    return geometry.tokens_per_second * geometry.temporal_patch_size / video_fps
 
 
 def vggt_tokens_in_vit_order(
@@ -453,130 +341,3 @@ def _resolve_vggt(
     ssr_config.vggt_path = str(path)
     config = VGGTConfig(**ssr_config.vggt_config) if ssr_config.vggt_config else None
     return load_vggt_aggregator(path, config)
-
-
-# --------------------------------------------------------------------------------------
-# Tiny random models for tests and benchmarks (no downloads)
-# --------------------------------------------------------------------------------------
-
-QWEN_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-TINY_BYTE_VOCAB = 256  # byte-level alphabet; the special tokens follow in QWEN_SPECIAL_TOKENS order
-
-# Qwen2.5-VL's chat format (system default, <|im_start|>role ... <|im_end|>, vision placeholders),
-# written for the tiny tokenizer; real checkpoints bring their own template.
-QWEN_VL_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}"
-    "{% endif %}{% endfor %}{% endif %}"
-    "<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def tiny_token_id(token: str) -> int:
-    return TINY_BYTE_VOCAB + QWEN_SPECIAL_TOKENS.index(token)
-
-
-def build_tiny_tokenizer():
-    """Byte-level BPE (no merges) over the 256 bytes plus Qwen's special tokens, with the chat template.
-
-    Save it with `.save_pretrained(dir)`; `AutoTokenizer.from_pretrained(dir)` reloads it offline.
-    """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", model_max_length=32768
-    )
-    tokenizer.chat_template = QWEN_VL_CHAT_TEMPLATE
-    return tokenizer
-
-
-def tiny_qwen2_5_vl_config() -> Qwen2_5_VLConfig:
-    """A few-hundred-kB Qwen2.5-VL: ViT depth 2 / width 32 (window 2x2 merged tokens), LLM 2 layers / width 64."""
-    return Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": 272,
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": None,
-            "eos_token_id": tiny_token_id("<|im_end|>"),
-            "pad_token_id": tiny_token_id("<|endoftext|>"),
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": 64,
-            "fullatt_block_indexes": [1],
-            "window_size": 56,
-            "tokens_per_second": 2,
-        },
-        image_token_id=tiny_token_id("<|image_pad|>"),
-        video_token_id=tiny_token_id("<|video_pad|>"),
-        vision_start_token_id=tiny_token_id("<|vision_start|>"),
-        vision_end_token_id=tiny_token_id("<|vision_end|>"),
-    )
-
-
-TINY_VGGT_CONFIG: dict[str, Any] = {
-    "embed_dim": 16,
-    "depth": 2,
-    "num_heads": 2,
-    "patch_embed": "conv",
-    "num_register_tokens": 1,
-}
-
-
-def build_tiny_ssr(
-    variant: str = "3d",
-    insertion: str = "interleaved",
-    num_frames: int = 32,
-    image_size: tuple[int, int] = (56, 56),
-    seed: int = 0,
-) -> SSRForConditionalGeneration:
-    """Random tiny SSR (float32, eval mode) with a tiny random VGGT aggregator (layer 1 of 2)."""
-    torch.manual_seed(seed)
-    base = Qwen2_5_VLForConditionalGeneration(tiny_qwen2_5_vl_config()).eval()
-    ssr_config = SSRConfig(
-        variant=variant,
-        insertion=insertion,
-        spatial_layer=1,
-        num_frames=num_frames,
-        image_size=image_size,
-        vggt_config=dict(TINY_VGGT_CONFIG) if variant == "3d" else None,
-    )
-    vggt = (
-        VGGTAggregator(VGGTConfig(**TINY_VGGT_CONFIG)).eval().requires_grad_(False)
-        if variant == "3d"
-        else None
-    )
-    return SSRForConditionalGeneration(base, ssr_config, vggt).eval()

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from ssr_core.model.configuration_ssr import VisionGeometry
+
 LAYOUTS = ("visual", "interleaved", "sequential")
 Grid = tuple[int, int, int]  # merged LLM grid (T, h, w)
 
@@ -136,3 +138,14 @@ def build_position_ids(
     if next(grid_iter, None) is not None:
         raise ValueError("more video grids than video placeholder spans")
     return position_ids, next_position
+
+
+def llm_grids(video_grid_thw: Tensor, spatial_merge_size: int) -> list[Grid]:
+    """Patch grids [V, 3] -> merged LLM grids (T, h, w)."""
+    m = spatial_merge_size
+    return [(t, h // m, w // m) for t, h, w in video_grid_thw.tolist()]
+
+
+def temporal_stride(geometry: VisionGeometry, video_fps: float) -> float:
+    """M-RoPE temporal step between frame groups in the 2D layout (Qwen: tokens_per_second * s/group)."""
+    return geometry.tokens_per_second * geometry.temporal_patch_size / video_fps

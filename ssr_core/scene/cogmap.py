@@ -15,7 +15,7 @@ a similarity without reflection is ``p -> c + z p``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,3 +189,8 @@ def _cell(value: Any, name: str) -> Cell:
         if _is_int(col) and _is_int(row) and 0 <= col < GRID_SIZE and 0 <= row < GRID_SIZE:
             return int(col), int(row)
     raise CogMapFormatError(f"{name} must be two integers (col, row) in 0..{GRID_SIZE - 1}, got {value!r}")
+
+
+def cell_error(pred: Sequence[int], gt: Sequence[int]) -> float:
+    """Euclidean distance between two cells, in grid units."""
+    return float(np.hypot(pred[0] - gt[0], pred[1] - gt[1]))

@@ -33,12 +33,13 @@ import numpy as np
 from plyfile import PlyData, PlyParseError
 from scipy.spatial.transform import Rotation
 
-from ssr_core.data.annotations import OrientedObject, Scene, instance_id
+from ssr_core.data.annotations import OrientedObject, Scene
 from ssr_core.data.geometry import box_corners, floor_outline
 from ssr_core.data.scene_io import copy_frames, save_scene
 from ssr_core.data.visibility import projected_visibility, visibility_rule
 from ssr_core.errors import InputError, reading
 from ssr_core.io import atomic_directory, safe_name
+from ssr_core.scene.objects import instance_id
 
 POSE_TOLERANCE_S = 0.005
 

@@ -27,12 +27,13 @@ import cv2
 import numpy as np
 from plyfile import PlyData, PlyParseError
 
-from ssr_core.data.annotations import OrientedObject, Scene, instance_id
+from ssr_core.data.annotations import OrientedObject, Scene
 from ssr_core.data.geometry import floor_outline
 from ssr_core.data.scene_io import copy_frames, save_scene
 from ssr_core.data.visibility import projected_visibility, visibility_rule
 from ssr_core.errors import InputError, reading
 from ssr_core.io import atomic_directory, safe_name
+from ssr_core.scene.objects import instance_id
 
 STRUCTURAL = frozenset({"wall", "floor", "ceiling"})
 FPS = 30.0  # ScanNet's RGB-D streams

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter1d
 
-from ssr_core.data.annotations import OrientedObject, instance_id
+from ssr_core.data.annotations import OrientedObject
 from ssr_core.data.geometry import boxes_overlap, points_in_polygon, polygon_area
 from ssr_core.data.synthetic.categories import BY_LABEL, CATEGORIES, Category, Color
+from ssr_core.scene.objects import instance_id
 
 UP = np.array([0.0, 0.0, 1.0])
 FRAME_RATE_HZ = 10.0

@@ -1,0 +1,46 @@
+"""What every `ssr` command shares: subcommand registration and the one error path.
+
+Handlers take the parsed `argparse.Namespace` and return the exit code. Bad user input raises
+`CliError` here or a documented `ssr_core.errors.InputError` in the library; `run_parser` prints
+either as one line on stderr and returns 1, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ssr_core.errors import InputError
+
+Subparsers = Any  # argparse's private _SubParsersAction; only `add_parser` is used
+Handler = Callable[[argparse.Namespace], int]
+Builder = Callable[[Subparsers], object]  # what it returns (e.g. its parser) is ignored
+
+
+class CliError(InputError):
+    """Bad command-line input: reported as `<prog>: error: <message>` on stderr, exit status 1."""
+
+
+def add_command(subparsers: Subparsers, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+    """Add subcommand `name`, run by `handler(args) -> exit code`; returns its parser for arguments."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
+    parser.set_defaults(func=handler, prog=parser.prog)
+    return parser
+
+
+def add_group(subparsers: Subparsers, name: str, help: str) -> Subparsers:
+    """Add a subcommand that only holds subcommands (`ssr eval ...`); returns their subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+
+
+def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse, run the chosen handler, and turn bad input into one stderr line and exit status 1."""
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(f"{args.prog}: error: {err}", file=sys.stderr)
+        return 1
