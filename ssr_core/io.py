@@ -26,6 +26,10 @@ class UnsafePathError(InputError):
     """A name from an input file (a scene id, a frame path) that would lead outside its output folder."""
 
 
+class OutputPathError(InputError):
+    """An output path that cannot be written, or that would overwrite one of the command's inputs."""
+
+
 # ---------------------------------------------------------------------------- confinement
 
 
@@ -48,6 +52,21 @@ def confined_path(root: str | Path, relative: str | Path, what: str = "path") ->
     if target != base and base not in target.parents:
         raise UnsafePathError(f"{what} {str(relative)!r} leads outside {root}")
     return Path(root) / rel
+
+
+def check_output_file(path: str | Path, inputs: tuple[str | Path, ...] = (), what: str = "--out") -> Path:
+    """`path` if a file can be written there without touching `inputs`; checked before a long run
+    so a typo never costs the run's result. The folder is not created here."""
+    out = Path(path)
+    if out.is_dir():
+        raise OutputPathError(f"{what} {out} is a folder; give a file name")
+    for source in inputs:
+        if Path(source).resolve() == out.resolve():
+            raise OutputPathError(f"{what} {out} is also an input ({source}); it would be overwritten")
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {out}: {parent} is not a writable folder")
+    return out
 
 
 # ---------------------------------------------------------------------------- files
@@ -174,6 +193,11 @@ class StagedFiles:
             self._entries.append(rel.parts[0])
         staged = self.staging / rel
         staged.parent.mkdir(parents=True, exist_ok=True)
+        return staged
+
+    def folder(self, relative: str | Path, what: str = "path") -> Path:
+        """Staging location of the folder `root/relative`, created (so it is committed even if empty)."""
+        staged = self.path(Path(relative) / "_", what).parent
         return staged
 
     def commit(self) -> None:

@@ -100,3 +100,44 @@ def test_good_weights_still_load(tmp_path, state):
     save_file(state, str(tmp_path / "model.safetensors"))
     model = load_vggt_aggregator(tmp_path, CONFIG)
     assert not any(p.requires_grad for p in model.parameters())
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_ssr") / "ckpt"
+    build_tiny_ssr(variant="2d", num_frames=2).save_pretrained(folder)
+    build_tiny_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow  # builds and saves a tiny SSR
+@pytest.mark.parametrize("damage, needle", [("truncated", "not a readable checkpoint"), ("malicious", "may be malicious")])
+def test_ssr_eval_run_reports_bad_weights_as_bad_input(tiny_checkpoint, tmp_path, capsys, damage, needle):
+    """`ssr eval run` on damaged weights: exit 1 (not 3, "the model failed"), no torch advice, no code run."""
+    import shutil
+
+    from ssr_core.commands.main import main as ssr_main
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        weights.unlink()
+        payload = _Payload()
+        payload.marker = str(tmp_path / "PWNED")
+        torch.save({"x": payload}, folder / "pytorch_model.bin")
+    frame = tmp_path / "f.png"
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(frame)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": 1, "question_type": "object_counting", "question": "How many?", "ground_truth": 2, "frames": ["f.png"]}\n')
+    status = ssr_main(["eval", "run", "--checkpoint", str(folder), "--data", str(qa), "--device", "cpu"])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert status == 1 and str(folder) in last and needle in last, err
+    assert "weights_only" not in err and not (tmp_path / "PWNED").exists()
