@@ -105,8 +105,10 @@ class VSIBenchQuestion:
         if qtype in NUMERIC_QUESTION_TYPES:
             try:
                 value = float(gt)
-            except (ValueError, OverflowError):  # OverflowError: an integer beyond float range
-                raise ValueError(f"ground_truth {str(gt)[:40]!r} is not a finite number") from None
+            except ValueError:
+                raise ValueError(f"ground_truth {str(gt)[:40]!r} is not a number") from None
+            except OverflowError:  # an integer beyond float range
+                raise ValueError(f"ground_truth {str(gt)[:40]}... is not a finite number") from None
             if not math.isfinite(value):
                 raise ValueError(f"ground_truth {str(gt)[:40]!r} is not finite")
             return cls(str(qid), qtype, value, None)
