@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssr_core.errors import InputError, one_line, weight_file_problem
+from ssr_core.errors import InputError, one_line, run_entry_point, weight_file_problem
 from ssr_core.evaluation.evaluate import (
     DEFAULT_NUM_FRAMES,
     EvalInputError,
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None, make_generator: GeneratorFactory = l
     parser = argparse.ArgumentParser(prog="ssr eval")
     add_eval_run_command(parser.add_subparsers(dest="command", required=True), make_generator)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run_entry_point("ssr eval run", lambda: args.func(args))
 
 
 if __name__ == "__main__":
