@@ -174,3 +174,13 @@ def test_a_checkpoint_of_another_prompt_format_is_reported(tiny, caplog):
     with caplog.at_level(logging.WARNING, logger="ssr_core.inference.generation"):
         SSRGenerator(stale, tokenizer)
     assert "prompt format '0'" in caplog.text
+
+
+def test_a_checkpoint_of_a_compatible_prompt_format_loads_quietly(tiny, caplog):
+    # Format 2 only adds texts to format 1, so a format-1 checkpoint reads today's prompts as trained.
+    _, tokenizer, _ = tiny
+    older = build_tiny_ssr(variant="2d", num_frames=4)
+    older.ssr_config = dataclasses.replace(older.ssr_config, prompt_format_version="1")
+    with caplog.at_level(logging.WARNING, logger="ssr_core.inference.generation"):
+        SSRGenerator(older, tokenizer)
+    assert caplog.records == []

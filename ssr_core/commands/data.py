@@ -1,4 +1,5 @@
-"""`ssr data ...` subcommands: synth, convert scannet|arkitscenes, build.
+"""`ssr data ...` subcommands: synth, convert scannet|arkitscenes|scannetpp, build (import and mix:
+`ssr_core.commands.importers`).
 
 Wired into the `ssr` console script through `add_data_commands`; also runnable on its own as
 `python -m ssr_core.commands data ...`. Heavy imports (MuJoCo, plyfile) happen inside the handlers.
@@ -10,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ssr_core.commands.common import CliError, Subparsers, add_command, add_group
+from ssr_core.commands.importers import register_import_commands
 
 MAX_WINDOWS_PER_SCENE = 10_000
 
@@ -60,6 +62,17 @@ def _convert_arkitscenes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_scannetpp(args: argparse.Namespace) -> int:
+    from ssr_core.data.converters.scannetpp import ScanNetPPError, convert_scannetpp
+
+    try:
+        scene = convert_scannetpp(args.root, args.scene, args.out, args.frame_step)
+    except (ScanNetPPError, OSError) as err:
+        raise CliError(str(err)) from None
+    print(f"{scene.scene_id}: {scene.num_frames} frames, {len(scene.objects)} objects -> {scene.root}")
+    return 0
+
+
 def _build(args: argparse.Namespace) -> int:
     from ssr_core.data.samples import BuildConfig, build_samples, parse_weights
 
@@ -100,6 +113,11 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--frame-step", type=_positive, default=1, help="keep every N-th frame (lowres_wide is 10 fps)")
     p.add_argument("--up", type=float, nargs=3, default=(0.0, 0.0, 1.0), metavar=("X", "Y", "Z"), help="world up vector")
 
+    p = add_command(convert, "scannetpp", _convert_scannetpp, "convert one ScanNet++ scene (iPhone stream)")
+    p.add_argument("--root", required=True, help="ScanNet++ root (holding data/<scene>) or the scene folder's parent")
+    p.add_argument("--scene", required=True, help="scene id, e.g. 0a5c013435")
+    p.add_argument("--out", required=True, help="output directory; the scene goes to OUT/<scene>")
+    p.add_argument("--frame-step", type=_positive, default=10, help="keep every N-th extracted iPhone frame")
     p = add_command(subparsers, "build", _build, "sample windows and build train/val JSONL training samples")
     p.add_argument("--scenes", required=True, help="directory of scene directories (each with scene.json)")
     p.add_argument("--out", required=True, help="dataset root: train.jsonl, val.jsonl, data_card.json, <scene>/windows/")
@@ -109,6 +127,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of scenes (not samples) in val")
     p.add_argument("--weights", default="cogmap=1,grounding=1,vsibench=1", help="task mix, TASK=W,...")
     p.add_argument("--seed", type=int, default=0)
+    register_import_commands(subparsers)
 
 
 def add_data_commands(subparsers: Subparsers) -> None:

@@ -7,8 +7,11 @@ Frame paths are relative to `--root` (default: the QA file's folder).
 
 Questions are grouped by window (their frame list), so each window is encoded once and all its
 questions are answered in one batched `generate` call on the shared prefix. Predictions are the
-raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later; the scores
-come from `ssr_core.evaluation.metrics`. Bad input (malformed rows, missing frames) raises
+raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later. VSI-Bench
+questions are scored by the released benchmark's rules (`ssr_core.evaluation.vsibench`), with the
+lenient parser's row printed apart; grounding and LocalCogMap scores come from
+`ssr_core.evaluation.metrics`. The real benchmark (its released files and videos) is run by
+`ssr_core.evaluation.benchmark` (`ssr eval vsibench-run`). Bad input (malformed rows, missing frames) raises
 `EvalInputError` naming the file and line, before any model runs.
 """
 
@@ -40,10 +43,15 @@ from ssr_core.evaluation.metrics import (
     CogMapReport,
     GroundingReport,
     VSIBenchQuestion,
-    VSIBenchReport,
     evaluate_cogmap,
     evaluate_grounding,
-    evaluate_vsibench,
+)
+from ssr_core.evaluation.vsibench import (
+    VSIBenchScoreReport,
+    VSIBenchScores,
+    check_official,
+    format_table,
+    score_predictions,
 )
 from ssr_core.inference.reasoner import WindowGenerator
 from ssr_core.io import atomic_open
@@ -92,13 +100,14 @@ class EvalSample:
 class EvalReport:
     """Scores of one run (parts are None / empty when the data holds no such task)."""
 
-    vsibench: VSIBenchReport | None
+    vsibench: VSIBenchScores | None  # the released VSI-Bench rules (comparable with papers)
     cogmap: CogMapReport | None
     grounding: dict[str, GroundingReport]  # per question type, plus "all"
     num_samples: int
     num_windows: int
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)  # samples per task
+    vsibench_lenient: VSIBenchScores | None = None  # the project's lenient parser, shown apart
 
 
 # ---------------------------------------------------------------------------- reading
@@ -157,6 +166,7 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     ground_truth: Any
     if task == TASK_VSIBENCH:
         ground_truth = VSIBenchQuestion.from_json({**row, "id": sid})
+        check_official(ground_truth)
     elif task == TASK_COGMAP:
         ground_truth = _cell(truth, sid)
     else:
@@ -280,8 +290,10 @@ def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: f
     referrals = [s for s in ground if s.question_type != DETECT_ALL]
     if len({s.question_type for s in referrals}) > 1:
         grounding["referrals"] = grounding_report(referrals)
+    vsibench = score_predictions([s.ground_truth for s in vsi], predictions, lenient=True) if vsi else None
     return EvalReport(
-        vsibench=evaluate_vsibench([s.ground_truth for s in vsi], predictions) if vsi else None,
+        vsibench=vsibench.official if vsibench else None,
+        vsibench_lenient=vsibench.lenient if vsibench else None,
         cogmap=evaluate_cogmap([predictions[s.id] for s in cog], [s.ground_truth for s in cog]) if cog else None,
         grounding=grounding,
         num_samples=len(samples),
@@ -299,7 +311,8 @@ def format_report(report: EvalReport) -> str:
     ]
     if report.vsibench is not None:
         v = report.vsibench
-        lines += ["", "VSI-Bench", f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
+        lines += ["", "VSI-Bench (the released benchmark's scoring rules)",
+                  f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
         for qtype, value in v.per_question_type.items():
             lines.append(f"  {qtype:<30} {v.counts[qtype]:>5} {v.unparsed[qtype]:>8} {100 * value:>7.1f}")
         lines.append(f"  {'task':<30} {'':>5} {'':>8} {'score':>7}")
@@ -308,6 +321,8 @@ def format_report(report: EvalReport) -> str:
             lines.append(f"  {'overall (mean of tasks)':<30} {'':>5} {'':>8} {100 * v.overall:>7.1f}")
         if v.missing_tasks:
             lines.append(f"  not in the data (overall leaves them out): {', '.join(v.missing_tasks)}")
+        table = format_table(VSIBenchScoreReport(v, report.vsibench_lenient))
+        lines += ["", *(f"  {line}" for line in table.splitlines())]
     if report.grounding:
         lines += ["", "3D grounding (7-DoF)", f"  {'question type':<24} {'objects':>7} {'unparsed':>8} "
                   f"{'centre err m':>12} {'IoU':>6} {'Acc@.25':>7} {'Acc@.5':>7}"]

@@ -29,7 +29,7 @@ from torch import Tensor
 from transformers import AutoTokenizer, DynamicCache
 
 from ssr_core.inference.devices import resolve_device, resolve_dtype
-from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
+from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt, prompt_format_compatible
 from ssr_core.model.configuration_ssr import text_config
 from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
 from ssr_core.model.processing_ssr import SSRInputBuilder
@@ -67,7 +67,7 @@ class SSRGenerator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         trained_on = model.ssr_config.prompt_format_version
-        if trained_on != PROMPT_FORMAT_VERSION:
+        if not prompt_format_compatible(trained_on):
             log.warning(
                 "the model was trained with prompt format %r but this code writes format %r: "
                 "answers may not follow the expected formats",

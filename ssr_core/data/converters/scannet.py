@@ -87,8 +87,14 @@ def _transform(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ m[:3, :3].T + m[:3, 3]
 
 
-def read_instances(scan_dir: Path, scene_id: str, alignment: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
-    """[(label, aligned vertices of the instance)] in aggregation order, and the floor's vertices."""
+def read_instances(
+    scan_dir: Path, scene_id: str, alignment: np.ndarray
+) -> tuple[list[tuple[str, np.ndarray, int]], np.ndarray]:
+    """[(label, aligned vertices, ScanNet objectId)] in aggregation order, and the floor's vertices.
+
+    The objectId is what referring-expression datasets (ScanRefer, ReferIt3D, Multi3DRefer) cite.
+    Instances without volume (all vertices in a plane or a point) have no box and are left out.
+    """
     ply_path = scan_dir / f"{scene_id}_vh_clean_2.ply"
     with reading(ply_path, ScanNetError, also=(PlyParseError,)):
         v = PlyData.read(str(ply_path))["vertex"]
@@ -121,19 +127,16 @@ def read_instances(scan_dir: Path, scene_id: str, alignment: np.ndarray) -> tupl
                 continue
             if label == "floor":
                 floor = np.vstack([floor, pts])
-            if label not in STRUCTURAL:
-                instances.append((label, pts))
+            if label not in STRUCTURAL and np.all(np.ptp(pts, axis=0) > 0):
+                instances.append((label, pts, int(group.get("objectId", group.get("id", 0)))))
     return instances, (floor if len(floor) else vertices)
 
 
-def _objects(instances: list[tuple[str, np.ndarray]]) -> list[OrientedObject]:
-    """One box per instance; flat instances (all vertices in a plane or a point) are left out."""
+def _objects(instances: list[tuple[str, np.ndarray, int]]) -> list[OrientedObject]:
     counts: dict[str, int] = {}
     objects = []
-    for label, pts in instances:
+    for label, pts, _ in instances:
         lo, hi = pts.min(axis=0), pts.max(axis=0)
-        if not np.all(hi - lo > 0):
-            continue
         k = counts.get(label, 0)
         counts[label] = k + 1
         objects.append(OrientedObject(instance_id(label, k), label, (lo + hi) / 2, hi - lo, np.eye(3)))
@@ -212,6 +215,11 @@ def convert_scannet(root: str | Path, scene_id: str, out_dir: str | Path, frame_
             depth_paths=[],
             root=scene_dir,
         )
-        extra = {"source_frames": kept, "axis_alignment": alignment.tolist(), "box_rule": "axis-aligned min/max of aligned segment vertices"}
+        extra = {
+            "source_frames": kept,
+            "axis_alignment": alignment.tolist(),
+            "box_rule": "axis-aligned min/max of aligned segment vertices",
+            "scannet_object_ids": [object_id for _, _, object_id in instances],  # per object, in order
+        }
         save_scene(scene, staging, source="scannet", visibility_rule=visibility_rule(has_depth), extra=extra)
     return scene
