@@ -61,3 +61,51 @@ def test_failed_import_keeps_the_previous_samples(scenes, tmp_path, monkeypatch)
         import_referring(annotations, "scanrefer", scenes, out, frames_per_window=2, windows_per_scene=1)
     assert samples.read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------------------- mixtures and vsibench-run
+
+
+def test_failed_mixture_build_keeps_the_previous_stage(tmp_path, monkeypatch):
+    from test_mixture import mixture as mixture_fixture  # noqa: F401
+
+    from ssr_core.data import mixture as mixture_module
+
+    config_fn = getattr(mixture_fixture, "__wrapped__", mixture_fixture)
+    setup = config_fn(tmp_path)
+    config = mixture_module.load_mixture_config(setup["config"])
+    mixture_module.build_mixture(config, setup["out"])
+    stage = setup["out"] / "stage1"
+    before = {p.name: p.read_bytes() for p in stage.iterdir() if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mixture_module, "_write", broken)
+    with pytest.raises(OSError):
+        mixture_module.build_mixture(config, setup["out"])
+    assert {p.name: p.read_bytes() for p in stage.iterdir() if p.is_file()} == before
+    assert not [p for p in setup["out"].iterdir() if p.name.startswith(".")]
+
+
+def test_vsibench_run_checks_report_and_out_before_running(tmp_path, capsys):
+    from test_vsibench_benchmark import argv
+
+    from ssr_core.commands import main as cli
+    from ssr_core.commands.benchmark import run_vsibench
+
+    questions = tmp_path / "test.jsonl"
+    questions.write_text("{}\n")
+    bench = {"questions": questions, "root": tmp_path, "out": tmp_path / "pred.jsonl"}
+
+    def never(_):
+        raise AssertionError("the model was loaded although an output path was bad")
+
+    for extra, needle in [(("--report", str(questions)), "also an input"), (("--report", str(tmp_path)), "is a folder")]:
+        args = cli.build_parser().parse_args(argv(bench, *extra))
+        assert run_vsibench(args, never) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+    args = cli.build_parser().parse_args(argv(dict(bench, out=questions)))
+    assert run_vsibench(args, never) == 1 and "also an input" in capsys.readouterr().err
+    assert questions.read_text() == "{}\n"
