@@ -105,3 +105,31 @@ def test_degenerate_floor_points_are_a_value_error():
         floor_outline(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), 0.0)
     with pytest.raises(ValueError, match="cannot outline a floor"):
         floor_outline(np.full((4, 2), np.nan), 0.0)
+
+
+# ---------------------------------------------------------------------------- ScanNet++
+
+from test_scannetpp import scannetpp  # noqa: E402, F401  (the fixture)
+
+SCANNETPP_FILES = ["scans/mesh_aligned_0.05.ply", "scans/segments.json", "scans/segments_anno.json",
+                   "iphone/pose_intrinsic_imu.json"]
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+@pytest.mark.parametrize("rel", SCANNETPP_FILES, ids=[Path(f).name for f in SCANNETPP_FILES])
+def test_scannetpp_garbage_is_one_line_naming_the_file(scannetpp, tmp_path, capsys, rel, kind):  # noqa: F811
+    out = tmp_path / "out"
+    argv = ["data", "convert", "scannetpp", "--root", str(scannetpp), "--scene", "0a5c013435", "--out", str(out),
+            "--frame-step", "1"]
+    assert ssr_main(argv) == 0
+    before = tree(out)
+    capsys.readouterr()
+    target = scannetpp / "data" / "0a5c013435" / rel
+    target.write_bytes(GARBAGE[kind])
+    status = ssr_main(argv)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert str(target) in lines[0], lines[0]
+    assert tree(out) == before and not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -63,12 +63,9 @@ def _convert_arkitscenes(args: argparse.Namespace) -> int:
 
 
 def _convert_scannetpp(args: argparse.Namespace) -> int:
-    from ssr_core.data.converters.scannetpp import ScanNetPPError, convert_scannetpp
+    from ssr_core.data.converters.scannetpp import convert_scannetpp
 
-    try:
-        scene = convert_scannetpp(args.root, args.scene, args.out, args.frame_step)
-    except (ScanNetPPError, OSError) as err:
-        raise CliError(str(err)) from None
+    scene = convert_scannetpp(args.root, args.scene, args.out, args.frame_step)  # ScanNetPPError names the file
     print(f"{scene.scene_id}: {scene.num_frames} frames, {len(scene.objects)} objects -> {scene.root}")
     return 0
 
