@@ -1,14 +1,17 @@
-"""ssr_node's parameters: one table of specs, and validation that explains every rejection.
+"""ssr_node's parameters: one table of specs, validation that explains every rejection, and the
+typed view the node reads.
 
 Kept free of rclpy so the rules are unit-tested directly; the node turns each spec into a
 ParameterDescriptor (description, range, read_only) and calls `check_update` from its
-on-set-parameters callback. config/ssr_node.yaml lists the same names with their defaults.
+on-set-parameters callback. Accepted values become one frozen `NodeParams` (rebuilt on each
+accepted change), so every use site reads typed attributes (`params.window.frames`) that a type
+checker sees, instead of string keys. config/ssr_node.yaml lists the same names with their defaults.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -66,8 +69,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("frames.up_vector", [0.0, 0.0, 1.0], "up (against gravity) in frames.fixed_frame"),
     ParamSpec("frames.publish_object_tf", False, "also publish canonical -> <prefix><instance_id> per object"),
     ParamSpec("frames.object_frame_prefix", "ssr/", "prefix of the per-object frames"),
-    ParamSpec("pose.max_age", 0.2, "camera_pose samples further than this from the window's first stamp "
-              "are not used (seconds)", range=(0.0, 10.0)),
+    ParamSpec("pose.max_age", 0.2, "the camera pose at a frame's stamp is interpolated between the "
+              "camera_pose samples just before and after it, each at most this far away (seconds); never "
+              "extrapolated", range=(0.0, 10.0)),
     ParamSpec("pose.history", 10.0, "seconds of camera_pose history kept", range=(0.1, 600.0)),
     ParamSpec("pose.tf_timeout", 0.05, "tf2 lookup timeout (seconds)", range=(0.0, 5.0)),
     ParamSpec("ask.max_question_chars", 500, "longer questions are refused", range=(1, 100000)),
@@ -143,3 +147,122 @@ def check_model_config(values: dict[str, Any]) -> str | None:
     if kind == "ground_truth" and not values["model.scene_dir"]:
         return "model.kind 'ground_truth' needs model.scene_dir (the recording's scene directory)"
     return None
+
+
+# ---------------------------------------------------------------- typed view
+# One section per name prefix, one field per spec (a test holds the two in step).
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    kind: str
+    checkpoint: str
+    vggt_path: str
+    scene_dir: str
+    standin_latency: float
+    device: str
+    dtype: str
+    max_side: int
+    delta: float
+    cache_windows: int
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    frames: int
+    min_frames: int
+    mode: str
+    duration: float
+    period: float
+    buffer_frames: int
+
+
+@dataclass(frozen=True)
+class TopicParams:
+    image: str
+    camera_info: str
+    camera_pose: str
+
+
+@dataclass(frozen=True)
+class QosParams:
+    image_reliability: str
+    image_depth: int
+
+
+@dataclass(frozen=True)
+class FrameParams:
+    fixed_frame: str
+    canonical_frame: str
+    camera_frame: str
+    up_vector: tuple[float, float, float]
+    publish_object_tf: bool
+    object_frame_prefix: str
+
+
+@dataclass(frozen=True)
+class PoseParams:
+    max_age: float
+    history: float
+    tf_timeout: float
+
+
+@dataclass(frozen=True)
+class AskParams:
+    max_question_chars: int
+    queue_size: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class DiagnosticsParams:
+    period: float
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    autostart: bool
+    model: ModelParams
+    window: WindowParams
+    topics: TopicParams
+    qos: QosParams
+    frames: FrameParams
+    pose: PoseParams
+    ask: AskParams
+    diagnostics: DiagnosticsParams
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> NodeParams:
+        """Typed view of already validated values (`check_update`); missing names raise KeyError."""
+        sections: dict[str, Any] = {}
+        for section in fields(cls):
+            if section.name == "autostart":
+                continue
+            section_type = _SECTION_TYPES[section.name]
+            sections[section.name] = section_type(**{
+                f.name: _typed(values[f"{section.name}.{f.name}"], f.type) for f in fields(section_type)})
+        return cls(autostart=bool(values["autostart"]), **sections)
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "model": ModelParams, "window": WindowParams, "topics": TopicParams, "qos": QosParams,
+    "frames": FrameParams, "pose": PoseParams, "ask": AskParams, "diagnostics": DiagnosticsParams,
+}
+
+
+def _typed(value: Any, annotation: Any) -> Any:
+    """rclpy hands a double parameter set as an int literal through as int, and arrays as lists."""
+    if annotation == "float":
+        return float(value)
+    if str(annotation).startswith("tuple"):
+        return tuple(float(v) for v in value)
+    return value
+
+
+def param_names() -> list[str]:
+    """Dotted names of NodeParams' fields, in declaration order (for the spec/dataclass check)."""
+    names = ["autostart"]
+    for section in fields(NodeParams):
+        if section.name in _SECTION_TYPES:
+            names += [f"{section.name}.{f.name}" for f in fields(_SECTION_TYPES[section.name])]
+    return names

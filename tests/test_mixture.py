@@ -98,7 +98,7 @@ def test_mix_command_and_bad_configs(mixture: dict, tmp_path: Path, capsys) -> N
 
 
 def test_shipped_7b_mixture_config_names_both_stages() -> None:
-    config = load_mixture_config(ROOT / "training" / "configs" / "data_mixture_7b.yaml")
+    config = load_mixture_config(ROOT / "training" / "configs" / "data" / "mixture_7b.yaml")
     stages = {s.name: s.stage for s in config.sources}
     assert stages["spar7m"] == stages["scanrefer"] == stages["multi3drefer"] == 1
     assert stages["vsi590k"] == stages["vica"] == stages["vlm3r"] == stages["ssr_scenes"] == 2

@@ -252,7 +252,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping")
-        return _build(annotation, value, where)
+        return _build(typing.cast(type, annotation), value, where)
     try:
         if origin is tuple:
             if not isinstance(value, list | tuple) or len(value) != len(args):

@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,9 +118,11 @@ def _tiny_vggt_file(accelerator: Accelerator, output_dir: Path, seed: int) -> Pa
 
 def build_model(
     cfg: ModelSection, stage: int, seed: int, accelerator: Accelerator, output_dir: Path
-) -> tuple[SSRForConditionalGeneration, object]:
-    """(model in float32, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
+) -> tuple[SSRForConditionalGeneration, Any]:
+    """(model in float32, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`
+    (TrainConfig.validate has checked that the stage's paths are set)."""
     if stage == 1:
+        assert cfg.base is not None
         if cfg.base == "tiny":
             model = build_tiny_ssr("2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed)
             tokenizer = build_tiny_tokenizer()
@@ -127,6 +130,7 @@ def build_model(
             model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(cfg.base, local_files_only=True)
     else:
+        assert cfg.init_from is not None and cfg.vggt is not None
         tiny = cfg.vggt == "tiny"
         vggt_path = _tiny_vggt_file(accelerator, output_dir, seed) if tiny else Path(cfg.vggt)
         torch.manual_seed(seed)  # the fresh 3D branch's initialisation

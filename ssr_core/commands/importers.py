@@ -3,7 +3,7 @@
     ssr data import conversations --annotations vsi590k.json --media VSI-590K/ --source vsi590k --out data/imports/vsi590k
     ssr data import referring --format scanrefer --annotations ScanRefer_filtered_train.json \\
         --scenes data/scenes --out data/imports/scanrefer
-    ssr data mix --config training/configs/data_mixture_7b.yaml --out data/mixture_7b
+    ssr data mix --config training/configs/data/mixture_7b.yaml --out data/mixture_7b
 """
 
 from __future__ import annotations
@@ -83,5 +83,5 @@ def register_import_commands(subparsers: Subparsers) -> None:
     p.add_argument("--windows-per-scene", type=_positive, default=4)
     p.add_argument("--seed", type=int, default=0)
     p = add_command(subparsers, "mix", _mix, "mix imported and built sample files per stage, keeping evaluation scenes out")
-    p.add_argument("--config", required=True, help="mixture config (YAML or JSON), e.g. training/configs/data_mixture_7b.yaml")
+    p.add_argument("--config", required=True, help="mixture config (YAML or JSON), e.g. training/configs/data/mixture_7b.yaml")
     p.add_argument("--out", required=True, help="output folder: stage<N>/train.jsonl, val.jsonl, data_card.json")

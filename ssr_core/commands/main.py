@@ -24,6 +24,7 @@ import numpy as np
 from ssr_core.commands.benchmark import add_vsibench_run_command
 from ssr_core.commands.common import Builder, CliError, Subparsers, add_command, add_group, run_parser
 from ssr_core.commands.data import add_data_commands
+from ssr_core.commands.map import add_map_eval_command
 from ssr_core.data.sample_format import read_jsonl
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def add_eval_run_command(subparsers: Subparsers) -> None:
 
 
 # `ssr eval ...` subcommands.
-EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command, add_vsibench_run_command]
+EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command, add_vsibench_run_command, add_map_eval_command]
 
 
 def add_eval_commands(subparsers: Subparsers) -> None:

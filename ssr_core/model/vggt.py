@@ -3,7 +3,7 @@
 SSR-3D reads the patch tokens of one intermediate layer of the VGGT-1B aggregator (the
 alternating frame/global attention trunk; the camera/depth/point/track heads are not used).
 This module re-implements that trunk from the architecture facts recorded with the test
-fixtures (``/work/shared/fixtures/vggt/README.md``), with module and parameter names equal
+fixtures (``tests/fixtures/vggt/README.md``), with module and parameter names equal
 to the official state_dict keys without the ``aggregator.`` prefix, so that the released
 ``model.pt`` / ``model.safetensors`` loads strictly.
 

@@ -37,13 +37,17 @@ def box_msg(obj) -> BoundingBox7DoF:
     )
 
 
-def detections_msg(perception, hdr: Header, num_frames: int, latency_s: float) -> Detections7DoF:
+def detections_msg(perception, hdr: Header, num_frames: int, latency_s: float, pose_source: str = "",
+                   frames_without_pose: int = 0, pose_note: str = "") -> Detections7DoF:
     return Detections7DoF(
         header=hdr,
         window_id=int(perception.window_id),
         boxes=[box_msg(o) for o in perception.objects],
         num_frames=int(num_frames),
         latency=float(latency_s),
+        pose_source=pose_source,
+        frames_without_pose=int(frames_without_pose),
+        pose_note=pose_note,
     )
 
 
