@@ -127,6 +127,16 @@ def test_output_dir_that_is_a_file(tmp_path, capsys):
     assert (tmp_path / "run").read_text() == "precious"
 
 
+@pytest.mark.parametrize("output_dir", ["blocker/run", "/proc/ssr_cannot_create"])
+def test_unusable_output_dir(tmp_path, capsys, output_dir):
+    cfg = base_config(tmp_path)
+    (tmp_path / "blocker").write_text("a file")
+    cfg["output_dir"] = output_dir if output_dir.startswith("/") else str(tmp_path / output_dir)
+    status, err = run_main(["--config", str(write_config(tmp_path, cfg))], capsys)
+    assert status == EXIT_BAD_INPUT
+    assert_one_line(err, "output_dir", cfg["output_dir"])
+
+
 def test_bad_sample_file_is_one_line(tmp_path, capsys):
     cfg = base_config(tmp_path)
     Path(cfg["data"]["train"]).write_text("{not json\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -230,6 +231,9 @@ class TrainConfig:
         out = Path(self.output_dir)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"output_dir: {out} exists and is not a folder")
+        existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"output_dir: {out} cannot be created ({existing} is not a writable folder)")
         resume = self.checkpoint.resume
         if resume not in ("auto", "none") and not (Path(resume) / "trainer_state.json").is_file():
             raise ConfigError(f"checkpoint.resume: {resume} is not a checkpoint folder (no trainer_state.json)")

@@ -374,7 +374,10 @@ def _train(cfg: TrainConfig) -> TrainResult:
     )
     set_seed(cfg.seed)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"output_dir: cannot create {output_dir} ({err.strerror or err})") from None
         atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     accelerator.wait_for_everyone()
 
