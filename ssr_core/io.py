@@ -186,19 +186,24 @@ class StagedFiles:
         self._entries: list[str] = []  # top-level names, in the order they were first staged
 
     def path(self, relative: str | Path, what: str = "path") -> Path:
-        """Staging location of `root/relative` (confined to the root); parent folders are created."""
-        confined_path(self.root, relative, what)
-        rel = Path(relative)
-        if rel.parts[0] not in self._entries:
-            self._entries.append(rel.parts[0])
-        staged = self.staging / rel
+        """Staging location of the file `root/relative` (confined to the root); parent folders are created."""
+        staged = self._stage(relative, what)
         staged.parent.mkdir(parents=True, exist_ok=True)
         return staged
 
     def folder(self, relative: str | Path, what: str = "path") -> Path:
-        """Staging location of the folder `root/relative`, created (so it is committed even if empty)."""
-        staged = self.path(Path(relative) / "_", what).parent
+        """Staging location of the folder `root/relative`, created: committed (replacing its
+        counterpart whole) even if nothing is written into it."""
+        staged = self._stage(relative, what)
+        staged.mkdir(parents=True, exist_ok=True)
         return staged
+
+    def _stage(self, relative: str | Path, what: str) -> Path:
+        confined_path(self.root, relative, what)
+        top = Path(relative).parts[0]
+        if top not in self._entries:
+            self._entries.append(top)
+        return self.staging / relative
 
     def commit(self) -> None:
         order = [e for e in self._entries if e not in self.last] + [e for e in self.last if e in self._entries]
