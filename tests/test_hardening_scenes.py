@@ -345,3 +345,12 @@ def test_coordinates_beyond_the_limit_are_refused(valid_scene, tmp_path):
     write_scene(tmp_path / "s", data)
     with pytest.raises(SceneFormatError, match=r"objects\[0\].center holds a value beyond"):
         load_scene(tmp_path / "s")
+
+
+def test_frame_folder_may_be_a_symlink_to_another_disk(tmp_path):
+    folder = make_scene(tmp_path / "scenes")
+    elsewhere = tmp_path / "big_disk" / "rgb"
+    elsewhere.parent.mkdir()
+    (folder / "rgb").rename(elsewhere)
+    (folder / "rgb").symlink_to(elsewhere)
+    assert load_scene(folder).num_frames == FRAMES
