@@ -199,7 +199,10 @@ class StagedFiles:
         return staged
 
     def _stage(self, relative: str | Path, what: str) -> Path:
-        confined_path(self.root, relative, what)
+        # The folders above must stay inside the root; the entry itself is replaced, never followed
+        # (an old symlink there may point anywhere).
+        confined_path(self.root, Path(relative).parent, what)
+        safe_name(Path(relative).name, what)
         top = Path(relative).parts[0]
         if top not in self._entries:
             self._entries.append(top)

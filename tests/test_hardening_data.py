@@ -231,3 +231,12 @@ def test_huge_windows_per_scene_is_capped(built, capsys):
         ssr_main([*argv[:-1], "10001"])
     assert info.value.code == 2
     assert "at most 10000" in capsys.readouterr().err
+
+
+def test_rebuild_after_the_scenes_moved_relinks_the_frames(built, tmp_path):
+    scenes, out, argv = built
+    moved = tmp_path / "moved_scenes"
+    scenes.rename(moved)
+    assert ssr_main(["data", "build", "--scenes", str(moved), "--out", str(out), "--frames", "4"]) == 0
+    assert (out / "synth_0000" / "rgb").resolve() == (moved / "synth_0000" / "rgb").resolve()
+    test_samples_point_at_their_windows((None, out, None))
