@@ -175,7 +175,9 @@ class StagedFiles:
     `path(rel)` gives where to write `root/rel` while staging; `commit()` renames every staged
     top-level entry over its counterpart, the entries named in `last` (the index files that point
     at the others, e.g. train.jsonl) at the very end. Until `commit` starts, `root` is unchanged;
-    a failure (or Ctrl-C) before it leaves the previous output intact.
+    a failure (or Ctrl-C, or a killed process) before it leaves the previous output intact. Staged
+    files are not fsync'ed one by one (that cost a build 15 %): against a power cut right after a
+    build, durability is the filesystem's.
     """
 
     def __init__(self, root: str | Path, last: tuple[str, ...] = ()) -> None:
