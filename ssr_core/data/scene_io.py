@@ -96,13 +96,17 @@ def read_json_file(path: Path) -> Any:
         raise SceneFormatError(f"{path}: not valid JSON ({err})") from None
 
 
-def load_scene(scene_dir: str | Path) -> Scene:
-    """Read and check a scene directory written by `save_scene`; `Scene.root` is that directory."""
+def load_scene(scene_dir: str | Path, check_files: bool = True) -> Scene:
+    """Read and check a scene directory written by `save_scene`; `Scene.root` is that directory.
+
+    `check_files=False` skips the frame-file existence check, for readers that take the frames
+    from elsewhere (the ground-truth model replays them from the scene's recording).
+    """
     root = Path(scene_dir)
     path = root / SCENE_FILE
     if not path.is_file():
         raise SceneFormatError(f"no {SCENE_FILE} in {root}")
-    return scene_from_json(read_json_file(path), path)
+    return scene_from_json(read_json_file(path), path, check_files)
 
 
 class _Fields:
