@@ -157,7 +157,7 @@ def _write_frames(root: Path) -> None:
             Image.new("RGB", (8, 8)).save(root / "f" / f"{i}.png")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sample=mutated_sample())
 def test_training_reader_reads_or_refuses(tmp_path, sample):
     path = tmp_path / "train.jsonl"
@@ -170,7 +170,7 @@ def test_training_reader_reads_or_refuses(tmp_path, sample):
     assert len(rows) == 2 and isinstance(rows[1]["answer"], str) and rows[1]["answer"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sample=mutated_sample())
 def test_eval_reader_reads_or_refuses(tmp_path, sample):
     _write_frames(tmp_path)
@@ -185,7 +185,7 @@ def test_eval_reader_reads_or_refuses(tmp_path, sample):
     assert rows[1].question_type is None or isinstance(rows[1].question_type, str)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=200))
 def test_readers_on_arbitrary_bytes(tmp_path, data):
     path = tmp_path / "x.jsonl"

@@ -310,7 +310,7 @@ def _check_read(folder: Path) -> None:
     assert "/" not in scene.scene_id and scene.scene_id not in ("", ".", "..")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_structural_mutation_is_read_or_refused(tmp_path, data):
     mutated = data.draw(mutated_scene(_base_scene()))
@@ -318,7 +318,7 @@ def test_any_structural_mutation_is_read_or_refused(tmp_path, data):
     _check_read(tmp_path / "s")
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_byte_mutation_is_read_or_refused(tmp_path, data):
     raw = bytearray(json.dumps(_base_scene()).encode())
