@@ -31,6 +31,7 @@ from ssr_core.evaluation.benchmark import (
 )
 from ssr_core.evaluation.vsibench import format_details, format_table
 from ssr_core.inference.reasoner import WindowGenerator
+from ssr_core.io import OutputPathError, atomic_write_text, check_output_file
 
 GeneratorFactory = Callable[[argparse.Namespace], WindowGenerator]
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 3, 130
@@ -46,6 +47,9 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
                             ("--batch-size", args.batch_size), ("--limit-videos", args.limit_videos)):
             if value is not None and value < 1:
                 raise CliError(f"{flag} must be >= 1, got {value}")
+        if args.report:  # checked before the run: a typo must not cost the scores
+            check_output_file(args.report, inputs=(args.questions, args.out), what="--report")
+        check_output_file(out, inputs=(args.questions,), what="--out")
         videos = Path(args.videos)
         if not videos.is_dir():
             raise CliError(f"video root {videos} is not a directory")
@@ -55,7 +59,7 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
         generator = make_generator(args)
         run = run_benchmark(questions, videos, generator, out, args.num_frames, args.max_new_tokens,
                             progress=not args.no_progress)
-    except (CliError, BenchmarkInputError) as exc:
+    except (CliError, BenchmarkInputError, OutputPathError) as exc:
         say(f"ssr eval vsibench-run: error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -70,7 +74,7 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
         say(f"ssr eval vsibench-run: {line}")
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(args.report, json.dumps(report.to_json(), indent=1) + "\n")
     print("\n".join(summary_lines(report, run)))
     print()
     print(format_table(report.scores))

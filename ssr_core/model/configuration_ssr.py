@@ -19,6 +19,8 @@ from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import (
     Qwen2_5_VLVisionConfig,
 )
 
+from ssr_core.io import atomic_write_text
+
 SSR_CONFIG_NAME = "ssr_config.json"
 VARIANTS = ("2d", "3d")
 INSERTIONS = ("interleaved", "sequential")
@@ -92,7 +94,7 @@ class SSRConfig:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         path = Path(directory) / SSR_CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod
