@@ -38,7 +38,7 @@ class GroundTruthSource:
     """
 
     def __init__(self, scene_dir: str | Path):
-        self.scene = load_scene(scene_dir)
+        self.scene = load_scene(scene_dir, check_files=False)  # frames come from the recording
         recording = Path(scene_dir) / "recording"
         if not recording.exists():
             raise FileNotFoundError(f"{recording}: the ground-truth stand-in needs the scene's recording")

@@ -24,6 +24,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 
+from ssr_core.errors import InputError
 from ssr_ros.node_cli import check_command_line, fail
 from ssr_ros.outputs.messages import ns_from_stamp, stamp_from_ns
 
@@ -56,7 +57,7 @@ def topic_qos(topic: str) -> QoSProfile:
     return QoSProfile(depth=100 if topic == "/tf" else 10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-class ReplayError(ValueError):
+class ReplayError(InputError):
     """A recording that cannot be replayed, or a bad parameter; the message is the whole story."""
 
 

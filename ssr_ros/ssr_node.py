@@ -545,7 +545,7 @@ class SSRNode(LifecycleNode):
         self._pubs["detections"].publish(detections_msg(
             perception, hdr, len(window.frames), latency, window_pose.source, window_pose.first_index,
             window_pose.note, map_ids or ()))
-        self._pubs["detections_3d"].publish(detection3d_array(perception.objects, hdr))
+        self._pubs["detections_3d"].publish(detection3d_array(perception.objects, hdr, map_ids or ()))
         self._pubs["scene_graph"].publish(scene_graph_msg(perception, hdr))
         self._pubs["markers"].publish(window_markers(perception, hdr))
         if map_ids is not None:

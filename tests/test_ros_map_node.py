@@ -124,9 +124,9 @@ def test_map_topics_follow_the_windows(make_node, monkeypatch):
     assert map1.header.frame_id == "odom" and map1.objects == [] and map1.tentative == n  # confirm_windows 2
     assert map1.windows_integrated == 1 and map1.header.stamp == first.header.stamp
 
-    (det3d,) = sent["detections_3d"]  # per window: the canonical frame and the window's instance ids
+    (det3d,) = sent["detections_3d"]  # per window: the canonical frame, ids = the persistent map ids
     assert det3d.header.frame_id == "ssr_canonical" and det3d.header.stamp == first.header.stamp
-    assert [d.id for d in det3d.detections] == [b.instance_id for b in first.boxes]
+    assert [d.id for d in det3d.detections] == list(first.map_ids)
     assert [d.results[0].hypothesis.class_id for d in det3d.detections] == [b.label for b in first.boxes]
 
     _window(node, range(8, 16))

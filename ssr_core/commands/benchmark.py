@@ -32,6 +32,7 @@ from ssr_core.evaluation.benchmark import (
 )
 from ssr_core.evaluation.vsibench import format_details, format_table
 from ssr_core.inference.reasoner import WindowGenerator
+from ssr_core.io import OutputPathError, atomic_write_text, check_output_file
 
 GeneratorFactory = Callable[[argparse.Namespace], WindowGenerator]
 ZERO_SHOT_NOTE = "ZERO-SHOT: an untrained base model with the SSR-2D prompts, not a trained SSR model"
@@ -48,6 +49,9 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
                             ("--batch-size", args.batch_size), ("--limit-videos", args.limit_videos)):
             if value is not None and value < 1:
                 raise CliError(f"{flag} must be >= 1, got {value}")
+        if args.report:  # checked before the run: a typo must not cost the scores
+            check_output_file(args.report, inputs=(args.questions, args.out), what="--report")
+        check_output_file(out, inputs=(args.questions,), what="--out")
         videos = Path(args.videos)
         if not videos.is_dir():
             raise CliError(f"video root {videos} is not a directory")
@@ -60,7 +64,7 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
             say(f"ssr eval vsibench-run: {ZERO_SHOT_NOTE}")
         run = run_benchmark(questions, videos, generator, out, args.num_frames, args.max_new_tokens,
                             progress=not args.no_progress)
-    except (CliError, BenchmarkInputError) as exc:
+    except (CliError, BenchmarkInputError, OutputPathError) as exc:
         say(f"ssr eval vsibench-run: error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -76,7 +80,7 @@ def run_vsibench(args: argparse.Namespace, make_generator: GeneratorFactory = lo
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         scores = {**report.to_json(), **({"zero_shot": True} if zero_shot else {})}
-        Path(args.report).write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(args.report, json.dumps(scores, indent=1) + "\n")
     if zero_shot:
         print(ZERO_SHOT_NOTE)
     print("\n".join(summary_lines(report, run)))

@@ -60,6 +60,8 @@ def _finite(value: Any) -> bool:
 
 def _scene_objects(path: str) -> tuple[list[str], np.ndarray]:
     """Ids and (N, 7) boxes of a `{"objects": [{"id", "label", "box"}, ...]}` file."""
+    from ssr_core.scene.scene_graph import MAX_COORDINATE
+
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
         raise CliError(f'{path}: expected {{"objects": [{{"id", "label", "box"}}, ...]}}')
@@ -79,6 +81,8 @@ def _scene_objects(path: str) -> tuple[list[str], np.ndarray]:
         box = item["box"]
         if not isinstance(box, list) or len(box) != 7 or not all(_finite(v) for v in box):
             raise CliError(f"{where}.box must be 7 finite numbers [x, y, z, l, w, h, yaw]")
+        if not all(abs(v) <= MAX_COORDINATE for v in box[:6]):
+            raise CliError(f"{where}.box: centre and size must be within +-{MAX_COORDINATE:g} m")
         if not all(v > 0 for v in box[3:6]):
             raise CliError(f"{where}.box sizes l, w, h must be positive")
         if item["id"] in ids:

@@ -44,6 +44,7 @@ import numpy as np
 from ssr_core.data.importers.card import link_media
 from ssr_core.data.samples import split_scenes
 from ssr_core.errors import InputError
+from ssr_core.io import atomic_directory
 
 _SCANNET = re.compile(r"(scene\d{4})_\d{2}")
 
@@ -302,33 +303,39 @@ def build_mixture(config: MixtureConfig, out_dir: str | Path) -> MixtureCard:
     guard = EvaluationGuard(scenes)
     card = MixtureCard(config.name, len(scenes), {})
     for stage in sorted({s.stage for s in config.sources}):
-        stage_dir = out_dir / f"stage{stage}"
-        (stage_dir / "sources").mkdir(parents=True, exist_ok=True)
-        files = {split: open(stage_dir / f"{split}.jsonl", "w", encoding="utf-8") for split in ("train", "val")}
-        try:
-            for source in (s for s in config.sources if s.stage == stage):
-                source_card = SourceCard(source.name, stage, str(source.samples))
-                card.sources[source.name] = source_card
-                if not source.samples.is_file():
-                    if source.required:
-                        raise MixtureConfigError(f"source {source.name}: {source.samples} does not exist")
-                    source_card.status = "missing"
-                    continue
-                entries = _read_source(source, guard, source_card)
-                rng = np.random.default_rng(np.random.SeedSequence([config.seed, stage, *source.name.encode()]))
-                split_of = split_scenes(sorted({scene for _, scene, _ in entries}), config.val_fraction, config.seed)
-                chosen = _weighted(list(range(len(entries))), source.weight, source.cap, rng)
-                copies = Counter(entries[i][0] for i in chosen)
-                try:
-                    link = link_media(stage_dir / "sources", source.name, source.samples.parent)
-                except FileExistsError as exc:
-                    raise MixtureConfigError(str(exc)) from None
-                _write(source, copies, split_of, files, f"sources/{link}", source_card)
-        finally:
-            for fh in files.values():
-                fh.close()
-        (stage_dir / "data_card.json").write_text(json.dumps(card.stage_json(stage), indent=1) + "\n", encoding="utf-8")
+        # each stage folder is built aside and swapped in whole: a failed build keeps the previous one
+        with atomic_directory(out_dir / f"stage{stage}") as stage_dir:
+            _build_stage(config, stage, stage_dir, guard, card)
     return card
+
+
+def _build_stage(config: MixtureConfig, stage: int, stage_dir: Path, guard: EvaluationGuard, card: MixtureCard) -> None:
+    """Write one stage's train/val files, media links and data card into `stage_dir`."""
+    (stage_dir / "sources").mkdir(parents=True, exist_ok=True)
+    files = {split: open(stage_dir / f"{split}.jsonl", "w", encoding="utf-8") for split in ("train", "val")}
+    try:
+        for source in (s for s in config.sources if s.stage == stage):
+            source_card = SourceCard(source.name, stage, str(source.samples))
+            card.sources[source.name] = source_card
+            if not source.samples.is_file():
+                if source.required:
+                    raise MixtureConfigError(f"source {source.name}: {source.samples} does not exist")
+                source_card.status = "missing"
+                continue
+            entries = _read_source(source, guard, source_card)
+            rng = np.random.default_rng(np.random.SeedSequence([config.seed, stage, *source.name.encode()]))
+            split_of = split_scenes(sorted({scene for _, scene, _ in entries}), config.val_fraction, config.seed)
+            chosen = _weighted(list(range(len(entries))), source.weight, source.cap, rng)
+            copies = Counter(entries[i][0] for i in chosen)
+            try:
+                link = link_media(stage_dir / "sources", source.name, source.samples.parent)
+            except FileExistsError as exc:
+                raise MixtureConfigError(str(exc)) from None
+            _write(source, copies, split_of, files, f"sources/{link}", source_card)
+    finally:
+        for fh in files.values():
+            fh.close()
+    (stage_dir / "data_card.json").write_text(json.dumps(card.stage_json(stage), indent=1) + "\n", encoding="utf-8")
 
 
 def _write(source: SourceConfig, copies: Counter[int], split_of: dict[str, str], files: dict[str, Any],

@@ -54,6 +54,7 @@ from ssr_core.evaluation.vsibench import (
     score_predictions,
 )
 from ssr_core.inference.reasoner import WindowGenerator
+from ssr_core.io import atomic_open
 from ssr_core.language.prompts import (
     CELL_ANSWER_TOKENS,
     DETECT_ALL_ANSWER_TOKENS,
@@ -128,7 +129,7 @@ def read_samples(path: Path, root: Path | None = None, limit: int | None = None,
         where = f"{path} line {line_no}"
         try:
             sample = _sample(row, root, num_frames)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             raise EvalInputError(f"{where}: {exc}") from None
         if sample.id in seen:
             raise EvalInputError(f"{where}: duplicate id {sample.id!r}")
@@ -145,6 +146,8 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     if task not in TASKS:
         raise ValueError(f"sample {sid!r}: task must be one of {', '.join(TASKS)}, got {task!r}")
     qtype = row.get("question_type")
+    if qtype is not None and not isinstance(qtype, str):
+        raise ValueError(f"sample {sid!r}: question_type must be a string or null, got {type(qtype).__name__}")
     if "ground_truth" not in row:
         raise ValueError(f"sample {sid!r}: missing 'ground_truth'")
     truth = row["ground_truth"]
@@ -344,9 +347,10 @@ def format_report(report: EvalReport) -> str:
 def write_predictions(
     path: Path, samples: Sequence[EvalSample], predictions: dict[str, str], zero_shot: bool = False
 ) -> None:
-    """`{"id", "prediction"}` per line, in input order (plus `"zero_shot": true` from an untrained base)."""
+    """`{"id", "prediction"}` per line, in input order (plus `"zero_shot": true` from an untrained base);
+    written atomically (an earlier file survives a failure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     label = {"zero_shot": True} if zero_shot else {}
-    with open(path, "w", encoding="utf-8") as fh:
+    with atomic_open(path) as fh:
         for s in samples:
             fh.write(json.dumps({"id": s.id, "prediction": predictions[s.id], **label}) + "\n")

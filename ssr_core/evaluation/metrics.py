@@ -97,8 +97,8 @@ class VSIBenchQuestion:
         if isinstance(qid, bool) or not isinstance(qid, str | int):
             raise ValueError("field 'id' must be a string or an integer")
         qtype = row["question_type"]
-        if qtype not in VSIBENCH_QUESTION_TYPES:
-            raise ValueError(f"unknown question_type {qtype!r}")
+        if not isinstance(qtype, str) or qtype not in VSIBENCH_QUESTION_TYPES:
+            raise ValueError(f"unknown question_type {str(qtype)[:80]!r}")
         gt = row["ground_truth"]
         if isinstance(gt, bool) or not isinstance(gt, str | int | float):
             raise ValueError("field 'ground_truth' must be a string or a number")
@@ -106,9 +106,11 @@ class VSIBenchQuestion:
             try:
                 value = float(gt)
             except ValueError:
-                raise ValueError(f"ground_truth {gt!r} is not a number") from None
+                raise ValueError(f"ground_truth {str(gt)[:40]!r} is not a number") from None
+            except OverflowError:  # an integer beyond float range
+                raise ValueError(f"ground_truth {str(gt)[:40]}... is not a finite number") from None
             if not math.isfinite(value):
-                raise ValueError(f"ground_truth {gt!r} is not finite")
+                raise ValueError(f"ground_truth {str(gt)[:40]!r} is not finite")
             return cls(str(qid), qtype, value, None)
         options = row.get("options")
         if not isinstance(options, list) or not options or not all(isinstance(o, str) for o in options):
@@ -118,7 +120,7 @@ class VSIBenchQuestion:
 
 def _choice_letter(gt: str, options: Sequence[str]) -> str:
     """The ground truth as an option letter (VSI-Bench stores the letter; accept the text too)."""
-    letters = option_letters(options)
+    letters = tuple(option_letters(options))  # a tuple: "AB" or "" must not match as a substring
     if gt.strip() in letters:
         return gt.strip()
     wanted = gt.strip().lower()

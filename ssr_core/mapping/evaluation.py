@@ -47,6 +47,7 @@ from ssr_core.data.synthetic.rooms import (
 )
 from ssr_core.data.windows import annotate_window
 from ssr_core.inference.reasoner import SceneReasoner
+from ssr_core.io import atomic_open
 from ssr_core.mapping.object_map import MapConfig, ObjectMap, WindowDetections
 from ssr_core.scene.boxes import iou_3d
 from ssr_core.scene.canonical_frame import CanonicalFrame
@@ -552,6 +553,9 @@ def plot_map(result: MapEvaluation, path: str | Path) -> Path:
         fontsize=8,
     )
     out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_open(out, "wb") as handle:  # an earlier picture survives a failed save
+            fig.savefig(handle, format=out.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return out

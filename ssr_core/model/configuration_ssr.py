@@ -20,6 +20,8 @@ from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import (
 )
 from transformers.models.qwen3_vl.configuration_qwen3_vl import Qwen3VLTextConfig, Qwen3VLVisionConfig
 
+from ssr_core.io import atomic_write_text
+
 SSR_CONFIG_NAME = "ssr_config.json"
 # Base families, by the transformers `model_type` of their config.json.
 QWEN2_5_VL, QWEN3_VL = "qwen2_5_vl", "qwen3_vl"
@@ -104,7 +106,7 @@ class SSRConfig:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         path = Path(directory) / SSR_CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod

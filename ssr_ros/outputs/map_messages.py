@@ -66,7 +66,7 @@ class _MapBox:
 
 def map_detections_msg(objects: Sequence[MapObject], hdr: Header) -> Detection3DArray:
     """Confirmed objects as vision_msgs: id = persistent id, score = confidence."""
-    return detection3d_array((_MapBox(o.object_id, o.label, float(o.confidence), o.box) for o in objects), hdr)
+    return detection3d_array([_MapBox(o.object_id, o.label, float(o.confidence), o.box) for o in objects], hdr)
 
 
 def map_transforms(objects: Sequence[MapObject], fixed_frame: str, stamp_ns: int,

@@ -27,24 +27,30 @@ from typing import Any
 
 import cv2
 import numpy as np
-from plyfile import PlyData
+from plyfile import PlyData, PlyParseError
 
 from ssr_core.data.annotations import OrientedObject, Scene
 from ssr_core.data.geometry import floor_outline
 from ssr_core.data.scene_io import copy_frames, save_scene
 from ssr_core.data.visibility import projected_visibility, visibility_rule
+from ssr_core.errors import InputError, reading
+from ssr_core.io import atomic_directory, safe_name
 from ssr_core.scene.objects import instance_id
 
 NOT_OBJECTS = frozenset({"wall", "floor", "ceiling", "remove", "split"})
 
 
-class ScanNetPPError(ValueError):
+class ScanNetPPError(InputError):
     """A ScanNet++ scene folder is missing a file or holds something unreadable."""
 
 
 def locate(root: str | Path, scene_id: str) -> Path:
     """The scene folder: `root/data/<id>`, `root/<id>` or `root` itself."""
     root = Path(root)
+    try:
+        safe_name(scene_id, "scene id")
+    except InputError as err:
+        raise ScanNetPPError(str(err)) from None
     found = next((d for d in (root / "data" / scene_id, root / scene_id, root)
                   if (d / "scans" / "segments_anno.json").is_file()), None)
     if found is None:
@@ -61,15 +67,22 @@ def _read_json(path: Path) -> Any:
 
 def read_objects(scene_dir: Path) -> tuple[list[OrientedObject], np.ndarray, list[int], list[str]]:
     """Objects (axis-aligned boxes), floor vertices, their annotation ids and skipped groups."""
-    try:
-        vertex = PlyData.read(str(scene_dir / "scans" / "mesh_aligned_0.05.ply"))["vertex"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ScanNetPPError(f"cannot read {scene_dir / 'scans' / 'mesh_aligned_0.05.ply'}: {exc}") from None
-    vertices = np.column_stack([vertex["x"], vertex["y"], vertex["z"]]).astype(np.float64)
-    seg_of_vertex = np.asarray(_read_json(scene_dir / "scans" / "segments.json").get("segIndices", []))
+    mesh = scene_dir / "scans" / "mesh_aligned_0.05.ply"
+    with reading(mesh, ScanNetPPError, also=(PlyParseError,)):
+        vertex = PlyData.read(str(mesh))["vertex"]
+        vertices = np.column_stack([vertex["x"], vertex["y"], vertex["z"]]).astype(np.float64)
+        if not len(vertices) or not np.all(np.isfinite(vertices)):
+            raise ScanNetPPError(f"{mesh}: the mesh needs vertices with finite coordinates")
+    segments_file = scene_dir / "scans" / "segments.json"
+    with reading(segments_file, ScanNetPPError):
+        seg_of_vertex = np.asarray(_read_json(segments_file).get("segIndices", []))
+        if seg_of_vertex.ndim != 1 or (seg_of_vertex.size and seg_of_vertex.dtype.kind not in "iu"):
+            raise ScanNetPPError(f"{segments_file}: segIndices must be a list of integers")
     if len(seg_of_vertex) != len(vertices):
         raise ScanNetPPError(f"{scene_dir.name}: {len(seg_of_vertex)} segment indices for {len(vertices)} vertices")
-    groups = _read_json(scene_dir / "scans" / "segments_anno.json").get("segGroups")
+    anno = scene_dir / "scans" / "segments_anno.json"
+    with reading(anno, ScanNetPPError):
+        groups = _read_json(anno).get("segGroups")
     if not isinstance(groups, list):
         raise ScanNetPPError(f"{scene_dir / 'scans' / 'segments_anno.json'}: no segGroups list")
     objects: list[OrientedObject] = []
@@ -80,8 +93,9 @@ def read_objects(scene_dir: Path) -> tuple[list[OrientedObject], np.ndarray, lis
     for k, group in enumerate(groups):
         label = group.get("label") if isinstance(group, dict) else None
         segments = group.get("segments") if isinstance(group, dict) else None
-        if not isinstance(label, str) or not label.strip() or not isinstance(segments, list) or not segments:
-            skipped.append(f"segGroups[{k}]: needs a label and a non-empty segments list")
+        if (not isinstance(label, str) or not label.strip() or not isinstance(segments, list) or not segments
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in segments)):
+            skipped.append(f"segGroups[{k}]: needs a label and a non-empty list of segment indices")
             continue
         label = label.strip().lower()
         points = vertices[np.isin(seg_of_vertex, segments)]
@@ -93,10 +107,14 @@ def read_objects(scene_dir: Path) -> tuple[list[OrientedObject], np.ndarray, lis
         if label in NOT_OBJECTS:
             continue
         lo, hi = points.min(axis=0), points.max(axis=0)
+        if not np.all(hi - lo > 0):
+            skipped.append(f"segGroups[{k}] ({label}): its vertices span no volume")
+            continue
         n = counts.get(label, 0)
         counts[label] = n + 1
         objects.append(OrientedObject(instance_id(label, n), label, (lo + hi) / 2, hi - lo, np.eye(3)))
-        ids.append(int(group.get("objectId", group.get("id", k))))
+        with reading(anno, ScanNetPPError):
+            ids.append(int(group.get("objectId", group.get("id", k))))
     return objects, (floor if len(floor) else vertices), ids, skipped
 
 
@@ -118,15 +136,20 @@ def convert_scannetpp(root: str | Path, scene_id: str, out_dir: str | Path, fram
         try:
             pose = np.asarray(entry["aligned_pose"], dtype=np.float64).reshape(4, 4)
             K = np.asarray(entry["intrinsic"], dtype=np.float64).reshape(3, 3)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if np.all(np.isfinite(pose)) and np.all(np.isfinite(K)) and (iphone / "rgb" / f"{name}.jpg").is_file():
+            stamp = float(entry.get("timestamp", len(stamps)))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            continue  # a frame without a usable pose is skipped, like one with an infinite pose
+        rigid = np.all(np.isfinite(pose)) and np.abs(pose[:3, :3].T @ pose[:3, :3] - np.eye(3)).max() < 1e-2
+        usable_k = np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0
+        if rigid and usable_k and np.isfinite(stamp) and (iphone / "rgb" / f"{name}.jpg").is_file():
             kept.append(name)
             poses.append(pose)
             intrinsics.append(K)
-            stamps.append(float(entry.get("timestamp", len(stamps))))
+            stamps.append(stamp)
     if not kept:
-        raise ScanNetPPError(f"{scene_id}: no frame with a valid pose, intrinsics and an extracted iphone/rgb image")
+        raise ScanNetPPError(
+            f"{iphone / 'pose_intrinsic_imu.json'}: no frame with a valid pose, intrinsics and an extracted iphone/rgb image"
+        )
     first = cv2.imread(str(iphone / "rgb" / f"{kept[0]}.jpg"), cv2.IMREAD_COLOR)
     if first is None:
         raise ScanNetPPError(f"{scene_id}: cannot read {iphone / 'rgb' / f'{kept[0]}.jpg'}")
@@ -143,27 +166,30 @@ def convert_scannetpp(root: str | Path, scene_id: str, out_dir: str | Path, fram
         return mm.astype(np.float32) / 1000.0, K_depth
 
     visibility = projected_visibility(objects, pose_arr, K_arr, image_size, depth if has_depth else None)
+    with reading(scene_dir / "scans" / "mesh_aligned_0.05.ply", ScanNetPPError):
+        floor_polygon = floor_outline(floor_pts[:, :2], float(np.percentile(floor_pts[:, 2], 1)))
     out_scene = Path(out_dir) / scene_id
-    image_paths = copy_frames([iphone / "rgb" / f"{name}.jpg" for name in kept], out_scene, "rgb")
-    scene = Scene(
-        scene_id=scene_id,
-        up=np.array([0.0, 0.0, 1.0]),
-        intrinsics=K_arr,
-        poses=pose_arr,
-        image_size=image_size,
-        objects=objects,
-        visibility=visibility,
-        floor_polygon=floor_outline(floor_pts[:, :2], float(np.percentile(floor_pts[:, 2], 1))),
-        timestamps=np.asarray(stamps),
-        image_paths=image_paths,
-        depth_paths=[],
-        root=out_scene,
-    )
-    extra = {
-        "source_frames": kept,
-        "box_rule": "axis-aligned min/max of aligned segment vertices",
-        "scannetpp_object_ids": object_ids,
-        "skipped_annotations": skipped,
-    }
-    save_scene(scene, out_scene, source="scannetpp", visibility_rule=visibility_rule(has_depth), extra=extra)
+    with atomic_directory(out_scene) as staging:  # an earlier conversion survives a failed one
+        image_paths = copy_frames([iphone / "rgb" / f"{name}.jpg" for name in kept], staging, "rgb")
+        scene = Scene(
+            scene_id=scene_id,
+            up=np.array([0.0, 0.0, 1.0]),
+            intrinsics=K_arr,
+            poses=pose_arr,
+            image_size=image_size,
+            objects=objects,
+            visibility=visibility,
+            floor_polygon=floor_polygon,
+            timestamps=np.asarray(stamps),
+            image_paths=image_paths,
+            depth_paths=[],
+            root=out_scene,
+        )
+        extra = {
+            "source_frames": kept,
+            "box_rule": "axis-aligned min/max of aligned segment vertices",
+            "scannetpp_object_ids": object_ids,
+            "skipped_annotations": skipped,
+        }
+        save_scene(scene, staging, source="scannetpp", visibility_rule=visibility_rule(has_depth), extra=extra)
     return scene

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssr_core.io import atomic_write_text
+
 SAMPLES_FILE = "samples.jsonl"
 CARD_FILE = "data_card.json"
 
@@ -47,7 +49,7 @@ class ImportCard:
         }
 
     def write(self, out_dir: Path) -> None:
-        (out_dir / CARD_FILE).write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(out_dir / CARD_FILE, json.dumps(self.to_json(), indent=1) + "\n")
 
     def summary(self) -> str:
         return (

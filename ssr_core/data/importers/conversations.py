@@ -29,6 +29,7 @@ from ssr_core.data.importers.card import SAMPLES_FILE, ImportCard, link_media
 from ssr_core.data.questions import TASK_VSIBENCH
 from ssr_core.data.sample_format import VIDEO_SUFFIXES
 from ssr_core.errors import InputError
+from ssr_core.io import atomic_open
 
 MEDIA_LINK = "media"
 _PLACEHOLDER = re.compile(r"<\|?(?:image|video)(?:_\d+)?\|?>\s*")
@@ -138,7 +139,7 @@ def import_conversations(
     link_media(out_dir, MEDIA_LINK, media_root)
     card = ImportCard(source, [str(annotations)])
     seen: set[str] = set()
-    with open(out_dir / SAMPLES_FILE, "w", encoding="utf-8") as out:
+    with atomic_open(out_dir / SAMPLES_FILE) as out:  # a failed import keeps the previous file
         for number, row in read_rows(annotations):
             card.rows_read += 1
             where = f"{annotations} row {number}"

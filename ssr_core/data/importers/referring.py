@@ -33,6 +33,7 @@ from ssr_core.data.questions import TASK_GROUNDING
 from ssr_core.data.scene_io import load_scene
 from ssr_core.data.windows import sample_windows
 from ssr_core.errors import InputError
+from ssr_core.io import atomic_open, safe_name
 from ssr_core.language.prompts import format_grounding_answer, grounding_messages, question_text
 from ssr_core.scene.objects import GroundedObject
 
@@ -171,11 +172,12 @@ def import_referring(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "windows").mkdir(exist_ok=True)
     link_media(out_dir, SCENES_LINK, scenes_dir)
-    with open(out_dir / SAMPLES_FILE, "w", encoding="utf-8") as out:
+    with atomic_open(out_dir / SAMPLES_FILE) as out:  # a failed import keeps the previous file
         for scene_id in sorted(by_scene):
             referrals = by_scene[scene_id]
             scene_dir = scenes_dir / scene_id
             try:
+                safe_name(scene_id, "scene id")  # it names window files: no path may leave out_dir
                 if not (scene_dir / "scene.json").is_file():
                     raise ValueError(f"scene {scene_id} is not converted under {scenes_dir}")
                 scene = load_scene(scene_dir)
