@@ -76,6 +76,7 @@ def pipeline_stats(
         "error": error,
         "model": model.description if model else "not loaded",
         "model_trained": str(bool(model and model.trained)).lower(),
+        "model_zero_shot": str(bool(model and model.zero_shot)).lower(),
         "model_device": model.device if model else "",
         "pose_source": pose_source,
         "images_received": str(counters.images_received),

@@ -79,6 +79,13 @@ def test_node_model_kind_base_loads_a_downloaded_folder(base_dir):
     assert model.zero_shot and not model.trained and "zero-shot" in model.description
     model.reasoner.perceive(FRAMES, window_id=1)
     assert model.reasoner.ask("How big is the room?", (), 1).zero_shot
+    from ssr_ros.ask_admission import AskAdmission
+    from ssr_ros.diagnostics import PipelineCounters, pipeline_stats
+
+    stats = pipeline_stats(lifecycle_state="active", error="", model=model, pose_source="camera_pose",
+                           counters=PipelineCounters(), buffer=None, ingest=None, worker=None, last_window_id=1,
+                           last_latency_s=0.0, asks=AskAdmission(1))
+    assert stats["model_zero_shot"] == "true" and stats["model_trained"] == "false"  # /diagnostics says so
     empty = {**values, "model.checkpoint": ""}
     assert "needs model.checkpoint" in str(check_model_config(empty))
     with pytest.raises(ValueError, match="needs model.checkpoint"):
