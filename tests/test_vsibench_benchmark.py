@@ -166,6 +166,23 @@ def test_debiased_selects_unpruned_rows(bench: dict, tmp_path: Path) -> None:
         read_questions(bench["questions"], debiased=True)
 
 
+def test_released_parquet_rows_read_like_jsonl(bench: dict, tmp_path: Path) -> None:
+    # The release ships test-00000-of-00001.parquet and test_debiased.parquet; same rows as the JSONL.
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [dict(r, pruned=r["id"] % 2 == 0) for r in bench["rows"][:10]]
+    path = tmp_path / "test-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    read = read_questions(path)
+    assert [r.id for r in read.rows] == [str(r["id"]) for r in rows] and not read.problems
+    assert [r.id for r in read_questions(path, debiased=True).rows] == ["1", "3", "5", "7", "9"]
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cannot read"):
+        read_questions(damaged)
+
+
 def test_bad_inputs_are_one_line_errors(bench: dict, capsys, tmp_path: Path) -> None:
     generator = ScriptedGenerator(bench["rows"])
     bench_missing = dict(bench, questions=tmp_path / "absent.jsonl")
