@@ -16,7 +16,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ssr_core", "ssr_core.*", "ssr_ros", "ssr_ros.*", "training", "training.*"]),
-    package_data={"training": ["configs/*.yaml", "configs/accelerate/*.yaml"]},
+    package_data={"training": ["configs/*.yaml", "configs/accelerate/*.yaml", "configs/data/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -26,17 +26,20 @@ ARGUMENTS = [
     ("image", "/camera/image_raw", "colour image topic (sensor_msgs/Image)"),
     ("camera_info", "/camera/camera_info", "camera info topic"),
     ("camera_pose", "/camera_pose", "camera pose topic (geometry_msgs/PoseStamped), used without tf2"),
-    ("model_kind", "", "ssr | tiny_random | ground_truth (empty: from params_file)"),
+    ("model_kind", "", "ssr | base | tiny_random | ground_truth (empty: from params_file)"),
     ("checkpoint", "", "SSR checkpoint directory (empty: from params_file)"),
     ("vggt_path", "", "VGGT aggregator weights (empty: from params_file)"),
     ("scene_dir", "", "scene directory for the ground-truth stand-in (empty: from params_file)"),
     ("device", "", "auto | cuda | npu | cpu (empty: from params_file)"),
+    ("fixed_frame", "", "gravity-aligned fixed frame of the canonical frames and the map (empty: from params_file)"),
+    ("map_path", "", "object map file, loaded at configure and saved at shutdown (empty: from params_file)"),
     ("log_level", "info", "ssr_node log level"),
     ("rviz", "false", "also start RViz with rviz/ssr.rviz"),
 ]
 # launch argument -> string parameter it overrides when non-empty
 OVERRIDES = {"model_kind": "model.kind", "checkpoint": "model.checkpoint", "vggt_path": "model.vggt_path",
-             "scene_dir": "model.scene_dir", "device": "model.device"}
+             "scene_dir": "model.scene_dir", "device": "model.device", "fixed_frame": "frames.fixed_frame",
+             "map_path": "map.path"}
 
 
 def _ssr_node(context):

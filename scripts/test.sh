@@ -9,4 +9,5 @@ source "${SSR_VENV:-$ROOT/.venv}/bin/activate"
 cd "$ROOT"
 echo "[test] ruff"; ruff check .
 echo "[test] mypy ssr_core"; mypy ssr_core
+echo "[test] mypy ssr_ros training"; mypy ssr_ros training
 echo "[test] pytest"; python -m pytest "$@"   # exits non-zero when no test is collected (5)

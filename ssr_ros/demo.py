@@ -93,8 +93,8 @@ def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
     from ssr_core.data.scene_io import load_scene
     from ssr_core.data.windows import annotate_window
     from ssr_core.language.prompts import question_text, vsibench_question
+    from ssr_ros.ground_truth_source import QA_SEED
     from ssr_ros.inputs.window_buffer import uniform_indices
-    from ssr_ros.model_loading import QA_SEED
 
     scene = load_scene(scene_dir)
     window = annotate_window(scene, uniform_indices(min(num_frames, scene.num_frames), WINDOW_FRAMES))
@@ -139,6 +139,7 @@ def wait_until_ingested(ssr, images: int, timeout: float) -> None:
 
 def run(args) -> int:
     import rclpy
+    from rclpy.client import Client
     from rclpy.executors import MultiThreadedExecutor
     from ssr_msgs.msg import Detections7DoF, SceneGraph
     from ssr_msgs.srv import AskSpatial
@@ -168,7 +169,8 @@ def run(args) -> int:
     replay = ReplayNode(cli_args=["--ros-args", "-p", f"bag:={scene_dir / 'recording'}", "-p", f"rate:={args.rate}",
                                   "-p", "wait_for_subscribers:=30.0", "-p", "at_end:=idle"])
     client = rclpy.create_node("ssr_demo")
-    detections, graphs = [], []
+    detections: list[Detections7DoF] = []
+    graphs: list[SceneGraph] = []
     client.create_subscription(Detections7DoF, "ssr_node/detections", detections.append, 10)
     client.create_subscription(SceneGraph, "ssr_node/scene_graph", graphs.append, 10)
     executor = MultiThreadedExecutor(num_threads=executor_threads(ssr) + 2)
@@ -186,7 +188,7 @@ def run(args) -> int:
         wait_until_ingested(ssr, images, timeout=10.0)
         question, expected = demo_question(scene_dir, images)
         print("[4/4] asking through ~/ask (starts the window over all replayed frames)")
-        ask = client.create_client(AskSpatial, "ssr_node/ask")
+        ask: Client = client.create_client(AskSpatial, "ssr_node/ask")
         if not ask.wait_for_service(timeout_sec=10):
             print("~/ask is not available", file=sys.stderr)
             return 1

@@ -8,60 +8,48 @@ as skipped, so `submitted == processed + skipped` once the worker is idle.
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+
+from ssr_ros.inputs.worker_thread import WorkerThread
 
 
 class QueueFull(RuntimeError):
     pass
 
 
-class InferenceWorker:
+class InferenceWorker(WorkerThread):
     def __init__(
         self,
         process_window: Callable[[Any], None],
         max_asks: int,
         on_error: Callable[[str, BaseException], None] | None = None,
     ):
+        super().__init__("ssr-inference")
         self._process_window = process_window
         self._on_error = on_error
         self.max_asks = max_asks
-        self._cond = threading.Condition()
         self._pending_window: Any = None
         self._asks: deque[tuple[Future, Callable[[], Any]]] = deque()
         self._asks_outstanding = 0  # queued or running
         self._busy = False
-        self._stop = False
-        self._thread: threading.Thread | None = None
         self.submitted = 0
         self.processed = 0  # finished, successfully or not
         self.failed = 0
         self.skipped = 0
 
-    def start(self) -> None:
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="ssr-inference", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the job in progress; a pending window counts as skipped, queued asks fail."""
-        with self._cond:
-            self._stop = True
-            if self._pending_window is not None:
-                self._pending_window = None
-                self.skipped += 1
-            while self._asks:
-                fut, _ = self._asks.popleft()
-                self._asks_outstanding -= 1
-                if fut.set_running_or_notify_cancel():
-                    fut.set_exception(RuntimeError("node is shutting down the model"))
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def _drop_pending(self) -> None:
+        """On stop: a pending window counts as skipped, queued asks fail."""
+        if self._pending_window is not None:
+            self._pending_window = None
+            self.skipped += 1
+        while self._asks:
+            fut, _ = self._asks.popleft()
+            self._asks_outstanding -= 1
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(RuntimeError("node is shutting down the model"))
 
     def submit_window(self, window: Any) -> bool:
         """Hand over a window; True when it replaced one that had not started (that one is skipped)."""
@@ -90,30 +78,28 @@ class InferenceWorker:
         with self._cond:
             return self._busy or self._pending_window is not None or bool(self._asks)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stop and self._pending_window is None and not self._asks:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                self._busy = True
-                if self._asks:
-                    fut, job = self._asks.popleft()
-                    window = None
-                else:
-                    fut, job = None, None
-                    window, self._pending_window = self._pending_window, None
-            try:
-                if fut is not None:
-                    self._run_ask(fut, job)
-                else:
-                    self._run_window(window)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    if fut is not None:
-                        self._asks_outstanding -= 1
+    def _has_work(self) -> bool:
+        return self._pending_window is not None or bool(self._asks)
+
+    def _take(self) -> tuple[str, Any]:
+        """Questions first: they are short and a user is waiting."""
+        self._busy = True
+        if self._asks:
+            return "ask", self._asks.popleft()
+        window, self._pending_window = self._pending_window, None
+        return "window", window
+
+    def _run_item(self, item: tuple[str, Any]) -> None:
+        kind, payload = item
+        if kind == "ask":
+            self._run_ask(*payload)
+        else:
+            self._run_window(payload)
+
+    def _finish(self, item: tuple[str, Any]) -> None:
+        self._busy = False
+        if item[0] == "ask":
+            self._asks_outstanding -= 1
 
     def _run_ask(self, fut: Future, job: Callable[[], Any]) -> None:
         if not fut.set_running_or_notify_cancel():  # the caller timed out while it was queued

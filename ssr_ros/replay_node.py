@@ -12,15 +12,20 @@ import importlib
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 
+from ssr_core.errors import InputError
+from ssr_ros.node_cli import check_command_line, fail
 from ssr_ros.outputs.messages import ns_from_stamp, stamp_from_ns
 
 
@@ -52,31 +57,51 @@ def topic_qos(topic: str) -> QoSProfile:
     return QoSProfile(depth=100 if topic == "/tf" else 10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+class ReplayError(InputError):
+    """A recording that cannot be replayed, or a bad parameter; the message is the whole story."""
+
+
+# name, default, description, (min, max) for floats
+PARAMETERS: tuple[tuple[str, Any, str, tuple[float, float] | None], ...] = (
+    ("bag", "", "rosbag2 directory (or .mcap / .db3 file) to replay", None),
+    ("rate", 1.0, "playback speed factor", (0.01, 100.0)),
+    ("loop", False, "start again at the end (stamps shifted per pass)", None),
+    ("at_end", "exit", "exit | idle: what to do after the last message", None),
+    ("topics", [""], "topics to replay; [''] = all", None),
+    ("wait_for_subscribers", 0.0, "seconds to wait until every replayed topic but /tf has a subscriber "
+     "before starting (0 = start at once); any subscriber counts, see start_delay", (0.0, 600.0)),
+    ("start_delay", 0.0, "seconds to wait before the first message (after wait_for_subscribers)", (0.0, 600.0)),
+)
+
+
+def open_recording(bag: Path) -> Reader:
+    """The opened rosbag2 reader, or ReplayError saying what is wrong with `bag`."""
+    if not str(bag) or str(bag) == ".":
+        raise ReplayError("no recording given: set -p bag:=<rosbag2 directory or .mcap/.db3 file>")
+    if not bag.exists():
+        raise ReplayError(f"{bag}: no such recording")
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for a missing metadata.yaml, bad storage, ...
+        raise ReplayError(f"{bag}: not a readable rosbag2 recording ({type(exc).__name__}: {exc})") from None
+    return reader
+
+
 class ReplayNode(Node):
     def __init__(self, node_name: str = "ssr_replay", **kwargs):
         super().__init__(node_name, **kwargs)
-
-        def desc(text: str, lo: float | None = None, hi: float | None = None) -> ParameterDescriptor:
-            d = ParameterDescriptor(description=text, read_only=True)
-            if lo is not None:
-                d.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi)]
-            return d
-
-        self.declare_parameter("bag", "", desc("rosbag2 directory (or .mcap / .db3 file) to replay"))
-        self.declare_parameter("rate", 1.0, desc("playback speed factor", 0.01, 100.0))
-        self.declare_parameter("loop", False, desc("start again at the end (stamps shifted per pass)"))
-        self.declare_parameter("at_end", "exit", desc("exit | idle: what to do after the last message"))
-        self.declare_parameter("topics", [""], desc("topics to replay; [''] = all"))
-        self.declare_parameter("wait_for_subscribers", 0.0,
-                               desc("seconds to wait for a subscriber on every replayed topic but /tf "
-                                    "before starting (0 = start at once)", 0.0, 600.0))
-        self.declare_parameter("start_delay", 0.0, desc("seconds to wait before the first message", 0.0, 600.0))
+        for name, default, text, bounds in PARAMETERS:
+            descriptor = ParameterDescriptor(description=text, read_only=True)
+            if bounds is not None:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
+            self.declare_parameter(name, default, descriptor)
         self.bag = Path(self.get_parameter("bag").value)
         self.rate = self.get_parameter("rate").value
         self.loop = self.get_parameter("loop").value
         self.at_end = self.get_parameter("at_end").value
         if self.at_end not in ("exit", "idle"):
-            raise ValueError(f"at_end must be exit or idle, got {self.at_end!r}")
+            raise ReplayError(f"at_end must be exit or idle, got {self.at_end!r}")
         wanted = {t for t in self.get_parameter("topics").value if t}
         self.finished = threading.Event()
         self.published = 0
@@ -84,9 +109,8 @@ class ReplayNode(Node):
         self.skipped = 0
         self._undecodable: set[str] = set()  # topics already warned about
         self._stop = threading.Event()
-        self._reader = Reader(self.bag)
-        self._reader.open()
-        self._pubs = {}
+        self._reader = open_recording(self.bag)
+        self._pubs: dict[str, tuple[type, Publisher]] = {}
         for conn in self._reader.connections:
             if wanted and conn.topic not in wanted or conn.topic in self._pubs:
                 continue
@@ -139,7 +163,7 @@ class ReplayNode(Node):
                 return
             cls, pub = self._pubs[conn.topic]
             try:
-                msg = deserialize_message(bytes(raw), cls)
+                msg: Any = deserialize_message(bytes(raw), cls)
             except Exception as exc:  # a corrupt record (or another definition of the type) must not end the replay
                 self.skipped += 1
                 if conn.topic not in self._undecodable:  # once per topic: a whole topic may be unreadable
@@ -159,8 +183,19 @@ class ReplayNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = ReplayNode()
+    argv = check_command_line(
+        "ssr_replay", "Publish a rosbag2 recording into the live graph at its recorded rate (stands in for "
+        "`ros2 bag play`). Example: ssr_replay --ros-args -p bag:=recording -p rate:=1.0",
+        [(name, default, text) for name, default, text, _ in PARAMETERS], args)
+    try:
+        rclpy.init(args=argv)
+    except RuntimeError as exc:  # rclpy's RCLError: malformed --ros-args
+        fail("ssr_replay", f"bad ROS arguments: {str(exc).split(', at ')[0]}")
+    try:
+        node = ReplayNode()
+    except (ReplayError, ParameterException) as exc:  # bad bag or parameter: one line, not a traceback
+        rclpy.try_shutdown()
+        fail("ssr_replay", str(exc))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

@@ -178,11 +178,22 @@ def test_eval_vsibench_report(tmp_path: Path, capsys) -> None:
     code, out, err = run(eval_args(tmp_path), capsys)
     assert code == 0 and err == ""
     report = json.loads(out)
-    # counting 1.0; direction = mean(easy 0.0, hard 1.0) = 0.5; overall over the two tasks.
-    assert report["per_task"] == {"object_counting": 1.0, "object_rel_direction": 0.5}
-    assert report["overall"] == pytest.approx(0.75)
-    assert report["num_questions"] == 3 and report["num_unparsed"] == 0
-    assert "route_planning" in report["missing_tasks"]
+    # Released rules: counting 1.0; "The answer is B." reads as "The", so direction = mean(easy 0, hard 0).
+    assert report["per_task"] == {"object_counting": 1.0, "object_rel_direction": 0.0}
+    assert report["overall"] == pytest.approx(0.5)
+    assert report["num_questions"] == 3 and report["num_unparsed"] == 1
+    assert "route_planning" in report["missing_tasks"] and "lenient_parser" not in report
+    assert report["scorer"].startswith("VSI-Bench released task code")
+
+
+def test_eval_vsibench_lenient_column_is_separate(tmp_path: Path, capsys) -> None:
+    code, out, _ = run(eval_args(tmp_path) + ["--lenient"], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["overall"] == pytest.approx(0.5)  # the official score is unchanged
+    lenient = report["lenient_parser"]
+    # The lenient parser reads "The answer is B." as B: direction = mean(easy 0.0, hard 1.0) = 0.5.
+    assert lenient["per_task"] == {"object_counting": 1.0, "object_rel_direction": 0.5}
+    assert lenient["overall"] == pytest.approx(0.75) and "not comparable" in lenient["scorer"]
 
 
 def test_eval_vsibench_ignores_blank_lines(tmp_path: Path, capsys) -> None:
@@ -200,6 +211,7 @@ def test_eval_vsibench_ignores_blank_lines(tmp_path: Path, capsys) -> None:
         ([{"id": 1, "question_type": "colour", "ground_truth": "4"}], PRED_ROWS, "unknown question_type"),
         ([{"id": 1, "question_type": "route_planning", "ground_truth": "A"}], PRED_ROWS, "needs 'options'"),
         ([{"id": 1, "question_type": "object_counting", "ground_truth": "x"}], PRED_ROWS, "not a number"),
+        ([{"id": 1, "question_type": "object_counting", "ground_truth": "0"}], PRED_ROWS, "ground_truth 0 cannot"),
         (GT_ROWS + [GT_ROWS[0]], PRED_ROWS, "gt.jsonl line 4: duplicate id '1'"),
         ("\n\n", PRED_ROWS, "holds no questions"),
         (GT_ROWS, "oops\n", "pred.jsonl line 1: not valid JSON"),

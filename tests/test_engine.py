@@ -52,7 +52,7 @@ def _one_by_one(generator, frames, prompt, limit):
     with torch.no_grad():
         video_embeds = model.encode_video(video.pixel_values_videos, video.video_grid_thw, video.vggt_images)
     prefix, suffix = builder.render(prompt)
-    ids = builder.tokenize(prefix, builder.num_video_tokens(video.video_grid_thw)) + builder.tokenize(suffix)
+    ids = builder.tokenize(prefix, video.video_grid_thw) + builder.tokenize(suffix)
     out: list[int] = []
     while len(out) < limit:
         input_ids = torch.tensor([ids])
@@ -174,3 +174,13 @@ def test_a_checkpoint_of_another_prompt_format_is_reported(tiny, caplog):
     with caplog.at_level(logging.WARNING, logger="ssr_core.inference.generation"):
         SSRGenerator(stale, tokenizer)
     assert "prompt format '0'" in caplog.text
+
+
+def test_a_checkpoint_of_a_compatible_prompt_format_loads_quietly(tiny, caplog):
+    # Format 2 only adds texts to format 1, so a format-1 checkpoint reads today's prompts as trained.
+    _, tokenizer, _ = tiny
+    older = build_tiny_ssr(variant="2d", num_frames=4)
+    older.ssr_config = dataclasses.replace(older.ssr_config, prompt_format_version="1")
+    with caplog.at_level(logging.WARNING, logger="ssr_core.inference.generation"):
+        SSRGenerator(older, tokenizer)
+    assert caplog.records == []

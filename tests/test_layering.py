@@ -29,7 +29,8 @@ ALLOWED = {
     "mapping": {"scene", "language", "model", "inference", "data", "evaluation"},
     "commands": {"scene", "language", "model", "inference", "data", "evaluation", "mapping"},
 }
-LEAVES = {"ssr_core", "ssr_core.errors"}  # the package itself (version string) and the error base
+# the package itself (version string), the error base and the atomic-write helpers (on errors only)
+LEAVES = {"ssr_core", "ssr_core.errors", "ssr_core.io"}
 
 
 def module_name(path: Path) -> str:

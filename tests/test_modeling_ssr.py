@@ -36,7 +36,7 @@ def tokenizer():
 def _prompt_ids(model, tokenizer, video, prompt="How far is the chair from the table?"):
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
     prefix, suffix = builder.render(prompt)
-    ids = builder.tokenize(prefix, builder.num_video_tokens(video.video_grid_thw)) + builder.tokenize(suffix)
+    ids = builder.tokenize(prefix, video.video_grid_thw) + builder.tokenize(suffix)
     return torch.tensor([ids])
 
 

@@ -15,6 +15,12 @@ from visualization_msgs.msg import Marker  # noqa: E402
 from ssr_core.inference.reasoner import SpatialAnswer  # noqa: E402
 from ssr_core.scene.canonical_frame import CanonicalFrame  # noqa: E402
 from ssr_core.scene.cogmap import LocalCogMap  # noqa: E402
+from ssr_ros.inputs.camera_pose import (  # noqa: E402
+    PoseHistory,
+    WindowPose,
+    matrix_from_pose,
+    resolve_window_pose,
+)
 from ssr_ros.outputs.markers import window_markers  # noqa: E402
 from ssr_ros.outputs.messages import (  # noqa: E402
     detections_msg,
@@ -25,8 +31,6 @@ from ssr_ros.outputs.messages import (  # noqa: E402
     scene_graph_msg,
 )
 from ssr_ros.outputs.tf_publishing import (  # noqa: E402
-    PoseHistory,
-    matrix_from_pose,
     place_canonical,
     transform_msg,
     window_transforms,
@@ -112,32 +116,63 @@ def _pose(yaw_deg: float, tilt_deg: float, t) -> np.ndarray:
     return T
 
 
-def test_pose_history_nearest_within_age():
+def _moving(t_s: float) -> np.ndarray:
+    """A level camera driving along +x at 0.5 m/s while turning left at 0.3 rad/s."""
+    return _pose(np.degrees(0.3 * t_s), 0.0, [0.5 * t_s, 0.0, 1.2])
+
+
+def test_pose_history_interpolates_between_bracketing_samples_only():
     h = PoseHistory(keep_s=1.0)
     for i in range(30):
-        h.add(i * 100_000_000, np.full((4, 4), float(i)))
+        h.add(i * 100_000_000, _moving(i * 0.1))
     assert len(h) == 11  # only the last second is kept
-    assert h.nearest(2_740_000_000, 0.1)[0, 0] == 27.0
-    assert h.nearest(2_760_000_000, 0.1)[0, 0] == 28.0
-    assert h.nearest(5_000_000_000, 0.1) is None
+    np.testing.assert_allclose(h.at(2_700_000_000, 0.1), _moving(2.7), atol=1e-12)  # a sample's own stamp
+    mid = h.at(2_740_000_000, 0.1)  # 40 % of the way from 2.7 s to 2.8 s, as tf2 interpolates
+    np.testing.assert_allclose(mid[:3, 3], 0.6 * _moving(2.7)[:3, 3] + 0.4 * _moving(2.8)[:3, 3], atol=1e-12)
+    np.testing.assert_allclose(mid[:3, :3], _moving(2.74)[:3, :3], atol=1e-9)  # slerp of a constant turn
+    assert h.at(5_000_000_000, 10.0) is None  # after the newest sample: never extrapolated
+    assert h.at(1_850_000_000, 10.0) is None  # before the oldest kept sample
 
 
-def test_canonical_placement_fallback_order_and_math():
+def test_pose_history_refuses_gaps_longer_than_max_age_and_sorts_out_of_order_samples():
+    h = PoseHistory(keep_s=10.0)
+    for t in (0.0, 0.5):
+        h.add(int(t * 1e9), _moving(t))
+    assert h.at(250_000_000, 0.2) is None  # samples 0.25 s away on each side
+    assert h.at(250_000_000, 0.3) is not None
+    shuffled = PoseHistory(keep_s=10.0)
+    for i in (3, 0, 2, 1, 3):  # out of order, and a repeated stamp
+        shuffled.add(i * 100_000_000, _moving(i * 0.1))
+    assert len(shuffled) == 4
+    np.testing.assert_allclose(shuffled.at(150_000_000, 0.1)[:3, 3], _moving(0.15)[:3, 3], atol=1e-12)
+
+
+def test_window_starts_at_the_first_frame_whose_pose_is_known():
+    stamps = [i * 100_000_000 for i in range(8)]
+    known = {s: _moving(s / 1e9) for s in stamps[2:]}
+    pose = resolve_window_pose(stamps, [("camera_pose", known.get)], min_frames=4)
+    assert pose.first_index == 2 and pose.source == "camera_pose" and "first 2 frame(s)" in pose.note
+    np.testing.assert_allclose(pose.pose, _moving(0.2))
+    # tf first, then camera_pose; the first frame known to either wins, with no note
+    pose = resolve_window_pose(stamps, [("tf", lambda s: None), ("camera_pose", lambda s: _moving(0.0))], 4)
+    assert (pose.first_index, pose.source, pose.note) == (0, "camera_pose", "")
+    # too few frames would be left: no pose at all, reported
+    pose = resolve_window_pose(stamps, [("camera_pose", {stamps[6]: _moving(0.6)}.get)], min_frames=4)
+    assert pose.pose is None and pose.source == "level_camera" and "level-camera" in pose.note
+    # no pose source configured: the level camera is the plan, not a gap
+    assert resolve_window_pose(stamps, [], 4) == WindowPose(0, None, "level_camera", "")
+
+
+def test_canonical_placement_math():
     pose = _pose(30.0, 20.0, [1.0, 2.0, 1.5])
     up = np.array([0.0, 0.0, 1.0])
-    history = PoseHistory(keep_s=10.0)
-    history.add(1_000_000_000, pose)
     expected = CanonicalFrame.from_first_pose(pose, up).world_from_canonical
 
-    p = place_canonical(1_000_000_000, "cam", "odom", up, lambda s: pose, history, 0.2)
+    p = place_canonical(WindowPose(0, pose, "tf", ""), "cam", "odom", up)
     assert p.source == "tf" and p.parent == "odom"
     np.testing.assert_allclose(p.parent_from_canonical, expected)
 
-    p = place_canonical(1_050_000_000, "cam", "odom", up, lambda s: None, history, 0.2)
-    assert p.source == "camera_pose" and p.parent == "odom"
-    np.testing.assert_allclose(p.parent_from_canonical, expected)
-
-    p = place_canonical(3_000_000_000, "cam", "odom", up, None, history, 0.2)
+    p = place_canonical(WindowPose(0, None, "level_camera", ""), "cam", "odom", up)
     assert p.source == "level_camera" and p.parent == "cam"
     # level camera: canonical +x = optical axis (camera z), +z = camera -y, origin at the camera
     columns = np.stack([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], axis=1).astype(float)
@@ -150,7 +185,7 @@ def test_transforms_round_trip_and_object_frames():
     msg = transform_msg(T, "odom", "ssr_canonical", 1_500_000_000)
     assert msg.header.frame_id == "odom" and msg.child_frame_id == "ssr_canonical"
     np.testing.assert_allclose(matrix_from_pose(msg.transform.translation, msg.transform.rotation), T, atol=1e-12)
-    placement = place_canonical(0, "cam", "odom", np.array([0.0, 0.0, 1.0]), lambda s: T, None, 0.1)
+    placement = place_canonical(WindowPose(0, T, "tf", ""), "cam", "odom", np.array([0.0, 0.0, 1.0]))
     tfs = window_transforms(placement, "ssr_canonical", 7, _perception().objects, "ssr/")
     assert [t.child_frame_id for t in tfs] == ["ssr_canonical", "ssr/chair_0", "ssr/table_0", "ssr/lamp_0", "ssr/cup_0"]
     chair = tfs[1].transform

@@ -24,7 +24,9 @@ def test_launch_files_compile(name, tmp_path):
 def test_rviz_config_shows_markers_tf_and_image():
     displays = yaml.safe_load((REPO / "rviz" / "ssr.rviz").read_text())["Visualization Manager"]["Displays"]
     by_class = {d["Class"].split("/")[-1]: d for d in displays}
-    assert by_class["MarkerArray"]["Topic"]["Value"] == "/ssr_node/markers"
+    marker_topics = {d["Topic"]["Value"]: d for d in displays if d["Class"].endswith("MarkerArray")}
+    assert set(marker_topics) == {"/ssr_node/markers", "/ssr_node/map_markers"}
+    assert marker_topics["/ssr_node/map_markers"]["Topic"]["Durability Policy"] == "Transient Local"  # latched map
     assert by_class["Image"]["Topic"]["Value"] == "/camera/image_raw" and "TF" in by_class
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 rclpy = pytest.importorskip("rclpy", reason="needs rclpy (ROS 2)")
 pytest.importorskip("ssr_msgs.msg", reason="needs the built ssr_msgs interface package (scripts/setup.sh)")
@@ -20,7 +22,8 @@ from ssr_msgs.srv import AskSpatial  # noqa: E402
 
 from ssr_core.data.rosbag_io import START_NS  # noqa: E402
 from ssr_ros import ssr_node as ssr_node_module  # noqa: E402
-from ssr_ros.outputs.messages import stamp_from_ns  # noqa: E402
+from ssr_ros.inputs.camera_pose import matrix_from_pose  # noqa: E402
+from ssr_ros.outputs.messages import ns_from_stamp, stamp_from_ns  # noqa: E402
 from ssr_ros.replay_node import ReplayNode  # noqa: E402
 from ssr_ros.ssr_node import SSRNode  # noqa: E402
 
@@ -45,8 +48,7 @@ def make_node(monkeypatch):
 
     yield make
     for node, context in created:
-        node._stop_activity()
-        node.destroy_node()
+        node.destroy_node()  # stops the node's threads first
         rclpy.try_shutdown(context=context)
 
 
@@ -186,9 +188,72 @@ def test_level_camera_tf_needs_a_camera_frame_name(make_node, monkeypatch, frame
         assert sent == []
 
 
-def test_camera_pose_subscription_accepts_best_effort_publishers(make_node):
+def test_camera_pose_is_subscribed_reliably_with_depth_50(make_node):
     from rclpy.qos import ReliabilityPolicy
 
     node = _active(make_node())
     (pose_sub,) = [s for s in node._subs if s.topic_name.endswith("camera_pose")]
-    assert pose_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert pose_sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    assert pose_sub.qos_profile.depth == 50
+
+
+def _true_camera(t_s: float) -> np.ndarray:
+    """Ground-truth camera: level, driving along +x at 0.5 m/s while turning left at 0.3 rad/s."""
+    yaw = 0.3 * t_s
+    forward, right = np.array([np.cos(yaw), np.sin(yaw), 0.0]), np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+    T = np.eye(4)
+    T[:3, :3] = np.stack([right, np.cross(forward, right), forward], axis=1)  # optical axes x right, y down, z fwd
+    T[:3, 3] = [0.5 * t_s, 0.0, 1.2]
+    return T
+
+
+def _true_pose_msg(frame: int) -> PoseStamped:
+    T = _true_camera(frame * 0.1)
+    return _pose(START_NS + frame * 100_000_000, tuple(T[:3, 3]), tuple(Rotation.from_matrix(T[:3, :3]).as_quat()))
+
+
+@pytest.mark.parametrize("pose_frames, started_at", [
+    (range(8), 0),                   # every pose: the window starts at its first frame
+    ([6, 2, 0, 7, 1, 3, 5, 4], 0),   # out of order: sorted on arrival, same result
+    ([-1, *range(1, 8)], 0),         # frame 0's pose dropped mid-stream: interpolated between -1 and 1
+    (range(1, 8), 1),                # the window's first pose dropped, nothing before it
+    ([-3, *range(3, 8)], 3),         # a 0.6 s gap (> pose.max_age 0.2 s) around frames 0-2
+])
+def test_canonical_frame_sits_on_the_true_first_camera_or_the_gap_is_reported(make_node, monkeypatch,
+                                                                              pose_frames, started_at):
+    node = _active(make_node())
+    sent_tf, sent_detections = [], []
+    monkeypatch.setattr(node._pubs["tf"], "publish", sent_tf.append)
+    monkeypatch.setattr(node._pubs["detections"], "publish", sent_detections.append)
+    for frame in pose_frames:
+        node._on_camera_pose(_true_pose_msg(frame))
+    _feed(node, 8)
+    _ask(node)
+    assert node.stats()["windows_processed"] == "1", node.stats()
+    (detections,) = sent_detections
+    (tf,) = sent_tf
+    canonical = tf.transforms[0]
+    assert canonical.header.frame_id == "odom" and detections.pose_source == "camera_pose"
+    first_stamp = START_NS + started_at * 100_000_000
+    assert ns_from_stamp(detections.header.stamp) == ns_from_stamp(canonical.header.stamp) == first_stamp
+    assert detections.num_frames == 8 - started_at and detections.frames_without_pose == started_at
+    origin = matrix_from_pose(canonical.transform.translation, canonical.transform.rotation)[:3, 3]
+    assert np.linalg.norm(origin - _true_camera(started_at * 0.1)[:3, 3]) < 0.01  # within 1 cm
+    stats = node.stats()
+    if started_at:  # the gap is reported in the window's message and in /diagnostics
+        assert f"first {started_at} frame(s)" in detections.pose_note
+        assert stats["windows_pose_gap"] == "1" and stats["last_pose_note"] == detections.pose_note
+    else:
+        assert detections.pose_note == "" and stats["windows_pose_gap"] == "0"
+
+
+def test_no_pose_for_the_window_is_reported_not_hidden(make_node, monkeypatch):
+    node = _active(make_node())
+    sent_detections = []
+    monkeypatch.setattr(node._pubs["detections"], "publish", sent_detections.append)
+    node._on_camera_pose(_true_pose_msg(30))  # long after the window: never used for it
+    _feed(node, 8)
+    _ask(node)
+    (detections,) = sent_detections
+    assert detections.pose_source == "level_camera" and detections.frames_without_pose == 0
+    assert "level-camera" in detections.pose_note and detections.num_frames == 8

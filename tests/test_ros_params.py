@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ssr_ros import node_params as P
+from ssr_ros import node_params
 
 YAML = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
 
@@ -25,16 +26,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def test_yaml_lists_exactly_the_specs_with_valid_values():
     doc = yaml.safe_load(YAML.read_text())
     values = _flatten(doc["/**"]["ros__parameters"])
-    assert set(values) == set(P.SPEC_BY_NAME)
+    assert set(values) == set(node_params.SPEC_BY_NAME)
     for name, value in values.items():
-        assert type(value) is type(P.SPEC_BY_NAME[name].default), name  # rclpy refuses int for a double
-        assert P.check_value(name, value) is None, name
-    assert P.check_update(values, {}) is None
+        assert type(value) is type(node_params.SPEC_BY_NAME[name].default), name  # rclpy refuses int for a double
+        assert node_params.check_value(name, value) is None, name
+    assert node_params.check_update(values, {}) is None
 
 
 def test_defaults_valid_and_described():
-    assert P.check_update(P.defaults(), {}) is None
-    assert all(s.description for s in P.SPECS)
+    assert node_params.check_update(node_params.defaults(), {}) is None
+    assert all(s.description for s in node_params.SPECS)
 
 
 @pytest.mark.parametrize(
@@ -52,30 +53,47 @@ def test_defaults_valid_and_described():
         ({"window.min_frames": 40}, "must not exceed window.frames"),
         ({"window.frames": 4}, "must not exceed window.frames"),  # default min_frames is 8
         ({"nope": 1}, "unknown parameter"),
+        ({"map.gate_iou": 1.5}, "map.gate_iou must be in [0.0, 1.0]"),
+        ({"map.confirm_windows": 0}, "map.confirm_windows must be in [1, 1000]"),
+        ({"map.max_objects": 10.0}, "map.max_objects must be int"),
+        ({"map.enabled": "yes"}, "map.enabled must be bool"),
+        ({"map.view_min_range": 6.0}, "must be below map.view_max_range"),
+        ({"map.view_max_range": 0.2}, "must be below map.view_max_range"),  # default min 0.3
+        ({"map.frame_prefix": "ssr/"}, "must differ from frames.object_frame_prefix"),
     ],
 )
 def test_invalid_updates_have_reasons(updates, fragment):
-    reason = P.check_update(P.defaults(), updates)
+    reason = node_params.check_update(node_params.defaults(), updates)
     assert reason is not None and fragment in reason
 
 
 def test_atomic_cross_field_update_and_int_for_float():
-    assert P.check_update(P.defaults(), {"window.frames": 4, "window.min_frames": 2}) is None
-    assert P.check_value("window.period", 2) is None
+    assert node_params.check_update(node_params.defaults(), {"window.frames": 4, "window.min_frames": 2}) is None
+    assert node_params.check_value("window.period", 2) is None
 
 
 def test_model_config_needs_paths():
-    values = P.defaults()
-    assert "model.checkpoint" in P.check_model_config(values)
+    values = node_params.defaults()
+    assert "model.checkpoint" in node_params.check_model_config(values)
     values["model.kind"] = "ground_truth"
-    assert "model.scene_dir" in P.check_model_config(values)
+    assert "model.scene_dir" in node_params.check_model_config(values)
     values["model.scene_dir"] = "/data/scene"
-    assert P.check_model_config(values) is None
+    assert node_params.check_model_config(values) is None
     values["model.kind"] = "tiny_random"
-    assert P.check_model_config(values) is None
+    assert node_params.check_model_config(values) is None
 
 
 def test_every_parameter_is_documented():
     doc = (YAML.parents[1] / "docs" / "ROS.md").read_text()
-    missing = [s.name for s in P.SPECS if f"| `{s.name}` |" not in doc]
+    missing = [s.name for s in node_params.SPECS if f"| `{s.name}` |" not in doc]
     assert not missing, f"docs/ROS.md parameter table lacks {missing}"
+
+
+def test_typed_params_have_one_field_per_spec():
+    """NodeParams mirrors the spec table name for name, so no parameter is read by string key."""
+    assert node_params.param_names() == [s.name for s in node_params.SPECS]
+    params = node_params.NodeParams.from_values({**node_params.defaults(), "window.period": 3, "frames.up_vector": [0, 1, 0]})
+    assert params.window.period == 3.0 and isinstance(params.window.period, float)
+    assert params.frames.up_vector == (0.0, 1.0, 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.window.frames = 2  # type: ignore[misc]

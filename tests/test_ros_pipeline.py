@@ -20,8 +20,8 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ssr_core.data.scene_io import load_scene  # noqa: E402
 from ssr_core.scene.boxes import box7_from_oriented, rotation_z, wrap_angle  # noqa: E402
+from ssr_ros.inputs.camera_pose import matrix_from_pose  # noqa: E402
 from ssr_ros.outputs.messages import ns_from_stamp  # noqa: E402
-from ssr_ros.outputs.tf_publishing import matrix_from_pose  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -46,3 +46,11 @@ def test_quaternion_is_a_unit_rotation_about_z_by_the_yaw(yaw: float) -> None:
     assert math.isclose(float(wrap_angle(2.0 * math.atan2(q.z, q.w))), float(wrap_angle(yaw)), abs_tol=1e-9) or (
         abs(abs(float(wrap_angle(yaw))) - math.pi) < 1e-9
     )
+
+
+def test_persistent_ids_replace_window_ids_where_given() -> None:
+    objects = [obj([0, 0, 0, 1, 1, 1, 0]), obj([1, 0, 0, 1, 1, 1, 0], instance_id="chair_1")]
+    msg = detection3d_array(objects, header("ssr_canonical", 0), ["chair_7", ""])
+    assert [d.id for d in msg.detections] == ["chair_7", "chair_1"]  # "" (not fused): the window id
+    with pytest.raises(ValueError):
+        detection3d_array(objects, header("ssr_canonical", 0), ["chair_7"])

@@ -100,7 +100,10 @@ def test_shipped_configs_load():
 
     stages = {p.name: load_config(p).stage for p in CONFIGS.glob("*.yaml")}
     assert stages == {"stage1_tiny.yaml": 1, "stage2_tiny.yaml": 2, "stage1_7b.yaml": 1, "stage2_7b.yaml": 2,
+                      "stage1_tiny_qwen3_vl.yaml": 1, "stage2_tiny_qwen3_vl.yaml": 2,
+                      "stage1_8b_qwen3_vl.yaml": 1, "stage2_8b_qwen3_vl.yaml": 2,
                       "stage1_small.yaml": 1, "stage2_small.yaml": 2}
+    assert load_config(CONFIGS / "stage2_8b_qwen3_vl.yaml").model.image_size == (384, 512)
     big = load_config(CONFIGS / "stage2_7b.yaml")
     assert big.model.num_frames == 32 and big.model.gradient_checkpointing and big.train.mixed_precision == "auto"
     kinds = {p.name: str(load_config_from_file(str(p)).distributed_type) for p in (CONFIGS / "accelerate").glob("*.yaml")}

@@ -1,6 +1,6 @@
 """VGGT preprocessing against the official ``load_and_preprocess_images`` outputs.
 
-Reference: shared/fixtures/vggt/preprocess_expected.npz, produced with Pillow 13.0.0.
+Reference: tests/fixtures/vggt/preprocess_expected.npz, produced with Pillow 13.0.0.
 Bicubic resampling is Pillow's own C code, so byte equality is only promised for that
 Pillow version; with another one we accept differences of at most 2 grey levels (the
 resampler's fixed-point rounding is the only thing that may change between releases).
@@ -17,7 +17,6 @@ import PIL
 import pytest
 import torch
 from PIL import Image
-from shared_data import requires_shared, shared_path
 
 from ssr_core.model.processing_vggt import (
     load_and_preprocess_images,
@@ -25,8 +24,7 @@ from ssr_core.model.processing_vggt import (
     resize_for_patch_grid,
 )
 
-FIXTURE = shared_path("fixtures/vggt/preprocess_expected.npz")
-pytestmark = requires_shared("fixtures/vggt/preprocess_expected.npz")
+FIXTURE = Path(__file__).parent / "fixtures" / "vggt" / "preprocess_expected.npz"
 
 FIXTURE_PILLOW = "13.0.0"
 MAX_GREY_LEVELS = 0 if PIL.__version__ == FIXTURE_PILLOW else 2

@@ -5,17 +5,29 @@ A checkpoint folder `<output_dir>/checkpoints/step_XXXXXXXX/` holds accelerate's
 `trainer_state.json` (our position in the sample stream). It is written under a `.tmp` name and
 renamed when complete, so a run killed while saving never leaves a half checkpoint that
 `resume: auto` would pick. The output folder must be on a filesystem shared by all nodes.
+
+Resuming refuses, with a `ResumeError` naming the file, a checkpoint whose trainer state or RNG
+state is unreadable, tampered with or out of range: exact resume is a promise, so a checkpoint
+that cannot keep it is never used silently.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+import torch
 from accelerate import Accelerator
+from accelerate.utils import load as accelerate_load
+from accelerate.utils.constants import RNG_STATE_NAME
+
+from ssr_core.errors import InputError, weight_file_problem
+from ssr_core.io import atomic_write_json, replace_directory
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +35,23 @@ STATE_FILE = "trainer_state.json"
 PREFIX = "step_"
 
 
-class ResumeError(RuntimeError):
-    """The checkpoint cannot continue this run's sample order (different data, seed or batch shape)."""
+class ResumeError(InputError):
+    """The checkpoint cannot continue this run exactly: another run's sample order (different data,
+    seed or batch shape), or a trainer/RNG/weight file that is unreadable, tampered with or out of range."""
+
+
+# Errors the loaders raise on a truncated, corrupt or malicious file (torch's weights_only
+# unpickler raises UnpicklingError; safetensors a SafetensorError, a subclass of Exception).
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (
+    RuntimeError, ValueError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError,
+)
+try:
+    from safetensors import SafetensorError
+
+    _LOAD_ERRORS += (SafetensorError,)
+except ImportError:  # older safetensors
+    pass
+_RNG_ERRORS: tuple[type[BaseException], ...] = (*_LOAD_ERRORS, IndexError)
 
 
 @dataclass
@@ -92,9 +119,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, state: Tra
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        atomic_write_json(tmp / STATE_FILE, asdict(state), indent=1)
+        replace_directory(tmp, final)
         for old in list_checkpoints(output_dir)[:-keep_last]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -102,14 +128,59 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, state: Tra
 
 
 def read_trainer_state(checkpoint: str | Path) -> TrainerState:
-    return TrainerState(**json.loads((Path(checkpoint) / STATE_FILE).read_text()))
+    """The checkpoint's trainer state; `ResumeError` unless it is a JSON object of non-negative integers."""
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ResumeError(f"{path}: unreadable trainer state ({err})") from None
+    names = [f.name for f in fields(TrainerState)]
+    if not isinstance(data, dict) or not set(names[:-1]) <= set(data) or not set(data) <= set(names):
+        raise ResumeError(f"{path}: expected a JSON object with the keys {names}")
+    bad = [k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+    if bad:
+        raise ResumeError(f"{path}: {bad} must be non-negative integers")
+    return TrainerState(**data)
+
+
+def check_rng_state(checkpoint: str | Path, process_index: int) -> None:
+    """Refuse a missing or damaged RNG state file: accelerate would skip it with a log line and the
+    resumed run would silently draw other random numbers than the uninterrupted one."""
+    path = Path(checkpoint) / f"{RNG_STATE_NAME}_{process_index}.pkl"
+    if not path.is_file():
+        raise ResumeError(f"{path}: missing RNG state; this checkpoint cannot be resumed exactly")
+    try:
+        states = accelerate_load(path)
+        random_state = states["random_state"]
+        np_state = states["numpy_random_seed"]
+        torch_state = states["torch_manual_seed"]
+        ok = (
+            isinstance(random_state, tuple)
+            and isinstance(np_state, tuple)
+            and isinstance(torch_state, torch.Tensor)
+            and torch_state.dtype == torch.uint8
+        )
+        if ok:  # the setters validate the contents; try them on throw-away generators
+            import random as _random
+
+            _random.Random().setstate(random_state)
+            np.random.RandomState().set_state(np_state)
+            torch.Generator().set_state(torch_state)
+    except _RNG_ERRORS as err:
+        raise ResumeError(f"{path}: unreadable RNG state ({type(err).__name__}); this checkpoint cannot be resumed exactly") from None
+    if not ok:
+        raise ResumeError(f"{path}: RNG state has unexpected contents; this checkpoint cannot be resumed exactly")
 
 
 def load_checkpoint(accelerator: Accelerator, checkpoint: str | Path, expected: TrainerState) -> TrainerState:
     """Restore model/optimizer/scheduler/RNG from `checkpoint`; return its trainer state after checking it fits."""
     state = read_trainer_state(checkpoint)
     state.check_compatible(expected)
-    accelerator.load_state(str(checkpoint))
+    check_rng_state(checkpoint, accelerator.process_index)
+    try:
+        accelerator.load_state(str(checkpoint))
+    except _LOAD_ERRORS as err:
+        raise ResumeError(f"{checkpoint}: a weight or optimizer file cannot be used: {weight_file_problem(err)}") from None
     state.total_steps = expected.total_steps  # later checkpoints record the schedule now in force
     return state
 

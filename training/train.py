@@ -11,45 +11,63 @@ next-token loss on answer tokens only (the input builder masks everything else w
 SIGTERM: the current optimiser step finishes, a checkpoint is written and the process exits
 with status 0; running the same command again resumes from it (`checkpoint.resume: auto`).
 Test hook: SSR_TRAIN_SIGTERM_AT_STEP=k makes the process send itself SIGTERM after step k.
+
+Exit statuses (`ssr_core.errors`): 1 for a bad config, sample file, scene or checkpoint (one line
+on stderr, before any model is built where the config can tell), 3 when training diverges (a
+non-finite loss or gradient stops the run; the last checkpoint is kept), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
 from ssr_core.data.sample_format import read_training_samples
-from ssr_core.inference.devices import resolve_device
+from ssr_core.errors import ModelFailure, run_entry_point
+from ssr_core.inference.devices import DeviceUnavailableError, resolve_device
+from ssr_core.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from ssr_core.model.configuration_ssr import QWEN2_5_VL, QWEN3_VL
 from ssr_core.model.modeling_ssr import SPATIAL_BRANCH_WEIGHTS, SSRForConditionalGeneration
 from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
 from ssr_core.model.tiny import TINY_VGGT_CONFIG, build_tiny_ssr, build_tiny_tokenizer
 from training.checkpointing import (
+    ResumeError,
     TrainerState,
     load_checkpoint,
     resolve_resume,
     save_checkpoint,
 )
-from training.config import TRAINABLE_GROUPS, ModelSection, TrainConfig, config_to_dict, load_config
+from training.config import (
+    TRAINABLE_GROUPS,
+    ConfigError,
+    ModelSection,
+    TrainConfig,
+    config_to_dict,
+    load_config,
+)
 from training.dataset import Collator, EpochBatchSampler, ResumedBatches, SampleDataset
 
 SIGTERM_TEST_HOOK = "SSR_TRAIN_SIGTERM_AT_STEP"
+TINY_BASES = {"tiny": QWEN2_5_VL, "tiny_qwen3_vl": QWEN3_VL}  # training.config.TINY_BASE_NAMES -> family
 FINAL_DIR = "final"
 TINY_VGGT_FILE = "tiny_vggt.safetensors"
 TRAIN_LOG = "train_log.jsonl"  # step, seconds since start, loss, tokens/s, learning rates
@@ -59,10 +77,15 @@ GROUP_PREFIXES = (
     ("vggt.", "vggt"),
     ("spatial_branch.", "branch_3d"),
     ("base.model.visual.merger.", "merger"),
+    ("base.model.visual.deepstack_merger_list.", "merger"),  # Qwen3-VL's DeepStack projectors
     ("base.model.visual.", "vision"),
     ("base.model.language_model.", "language"),
     ("base.lm_head.", "language"),
 )
+
+
+class NonFiniteLossError(ModelFailure):
+    """The loss or the gradient norm became NaN/inf: the run diverged (exit status 3)."""
 
 
 @dataclass
@@ -92,23 +115,52 @@ def _tiny_vggt_file(accelerator: Accelerator, output_dir: Path, seed: int) -> Pa
         torch.manual_seed(seed)
         vggt = VGGTAggregator(VGGTConfig(**TINY_VGGT_CONFIG))
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in vggt.state_dict().items()}, str(path))
+        atomic_write_bytes(path, safetensors_bytes({k: v.contiguous() for k, v in vggt.state_dict().items()}))
     accelerator.wait_for_everyone()
     return path
 
 
+def load_dtype(cfg: ModelSection, mixed_precision: str) -> torch.dtype:
+    """The dtype weights are read into (`ModelSection.dtype`)."""
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if mixed_precision == "bf16" else torch.float32
+    return torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+
+
+def reads_weights(accelerator: Accelerator) -> bool:
+    """False on every process but the first under FSDP with `fsdp_cpu_ram_efficient_loading`:
+    they build the model on the meta device and accelerate broadcasts process 0's weights into
+    their shards at `prepare` (transformers 5 reads the files on every process otherwise).
+    DeepSpeed ZeRO-3 with `zero3_init_flag` needs nothing here: transformers then partitions at
+    construction and only process 0 copies checkpoint values."""
+    plugin = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
+    return accelerator.is_main_process or plugin is None or not plugin.cpu_ram_efficient_loading
+
+
 def build_model(
-    cfg: ModelSection, stage: int, seed: int, accelerator: Accelerator, output_dir: Path
-) -> tuple[SSRForConditionalGeneration, object]:
-    """(model in float32, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`."""
+    cfg: ModelSection,
+    stage: int,
+    seed: int,
+    accelerator: Accelerator,
+    output_dir: Path,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[SSRForConditionalGeneration, Any]:
+    """(model in `dtype`, tokenizer). Stage 1: SSR-2D from `base`; stage 2: SSR-3D from `init_from`
+    (TrainConfig.validate has checked that the stage's paths are set)."""
+    read = reads_weights(accelerator)
     if stage == 1:
-        if cfg.base == "tiny":
-            model = build_tiny_ssr("2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed)
+        assert cfg.base is not None
+        if cfg.base in TINY_BASES:
+            model = build_tiny_ssr(
+                "2d", num_frames=cfg.num_frames, image_size=cfg.image_size, seed=seed, family=TINY_BASES[cfg.base]
+            )
+            model.to(dtype)
             tokenizer = build_tiny_tokenizer()
         else:
-            model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=torch.float32)
+            model = SSRForConditionalGeneration.from_pretrained(cfg.base, dtype=dtype, read_weights=read)
             tokenizer = AutoTokenizer.from_pretrained(cfg.base, local_files_only=True)
     else:
+        assert cfg.init_from is not None and cfg.vggt is not None
         tiny = cfg.vggt == "tiny"
         vggt_path = _tiny_vggt_file(accelerator, output_dir, seed) if tiny else Path(cfg.vggt)
         vggt_config = dict(TINY_VGGT_CONFIG) if tiny else None
@@ -121,9 +173,14 @@ def build_model(
             spatial_layer=cfg.spatial_layer,
             insertion=cfg.insertion,
             vggt_config=vggt_config,
+            dtype=dtype,
+            read_weights=read,
         )
         tokenizer = AutoTokenizer.from_pretrained(cfg.init_from, local_files_only=True)
-    model.ssr_config = replace(model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size)
+    # zero_shot=False: whatever this run saves has been trained for SSR.
+    model.ssr_config = replace(
+        model.ssr_config, num_frames=cfg.num_frames, image_size=cfg.image_size, zero_shot=False
+    )
     if cfg.gradient_checkpointing:
         model.base.activation_checkpointing_enable({"use_reentrant": False})
     return model, tokenizer
@@ -161,6 +218,25 @@ def configure_trainable(model: nn.Module, lr: dict[str, float], weight_decay: fl
     return [g for g in optim_groups if g["params"]]
 
 
+def upcast_trainable(model: nn.Module) -> None:
+    """float32 master weights for the trainable parameters, converted one tensor at a time (the
+    peak stays one tensor above the final size); frozen ones keep the load dtype."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def keep_present_wrap_classes(accelerator: Accelerator, model: nn.Module) -> None:
+    """Drop FSDP wrap classes the model does not contain (the shipped configs list VGGT's `Block`
+    for stage 2; accelerate refuses a listed class that is absent, e.g. in stage 1)."""
+    plugin = accelerator.state.fsdp_plugin
+    listed = plugin.transformer_cls_names_to_wrap
+    if not listed:
+        return
+    present = {type(m).__name__ for m in model.modules()}
+    plugin.transformer_cls_names_to_wrap = [name for name in listed if name in present]
+
+
 def assert_vggt_frozen(model: nn.Module) -> None:
     """VGGT is a fixed feature extractor in both stages (paper section 3.1)."""
     trainable = [n for n, p in model.named_parameters() if n.startswith("vggt.") and p.requires_grad]
@@ -180,20 +256,21 @@ def save_final_model(accelerator: Accelerator, model: nn.Module, tokenizer, path
     """SSR checkpoint folder (the format of `SSRForConditionalGeneration.save_pretrained`) plus tokenizer.
 
     The full state dict is gathered first (FSDP / DeepSpeed shard it), so all processes call this.
-    VGGT is not stored: its weights path is recorded in ssr_config.json.
+    VGGT is not stored: its weights path is recorded in ssr_config.json. The folder is written
+    under a temporary name and swapped in whole: an earlier final model survives a failed save.
     """
     state = accelerator.get_state_dict(model)
     if not accelerator.is_main_process:
         return
     unwrapped = accelerator.unwrap_model(model)
-    path.mkdir(parents=True, exist_ok=True)
-    base = {k[len("base.") :]: v for k, v in state.items() if k.startswith("base.")}
-    unwrapped.base.save_pretrained(path, state_dict=base)
-    unwrapped.ssr_config.save(path)
-    branch = {k[len("spatial_branch.") :]: v.contiguous() for k, v in state.items() if k.startswith("spatial_branch.")}
-    if branch:
-        save_file(branch, str(path / SPATIAL_BRANCH_WEIGHTS))
-    tokenizer.save_pretrained(path)
+    with atomic_directory(path) as staging:
+        base = {k[len("base.") :]: v for k, v in state.items() if k.startswith("base.")}
+        unwrapped.base.save_pretrained(staging, state_dict=base)
+        unwrapped.ssr_config.save(staging)
+        branch = {k[len("spatial_branch.") :]: v.contiguous() for k, v in state.items() if k.startswith("spatial_branch.")}
+        if branch:
+            atomic_write_bytes(staging / SPATIAL_BRANCH_WEIGHTS, safetensors_bytes(branch))
+        tokenizer.save_pretrained(staging)
 
 
 # --------------------------------------------------------------------------------------
@@ -257,7 +334,7 @@ def _trim_sample_log(path: Path, up_to_step: int) -> None:
             return None
 
     kept = [line for line in path.read_text().splitlines() if (s := step(line)) is not None and s <= up_to_step]
-    path.write_text("".join(line + "\n" for line in kept))
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _flat_hparams(cfg: TrainConfig) -> dict:
@@ -301,6 +378,15 @@ def evaluate_loss(accelerator: Accelerator, model: nn.Module, loader: DataLoader
     return float(total[0] / total[1].clamp(min=1))
 
 
+def check_finite(what: str, value: float, step: int) -> None:
+    """Stop a diverged run: a NaN/inf loss or gradient would otherwise poison every weight silently."""
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"the {what} became {value} at optimiser step {step + 1}; training stopped before the "
+            "update (the last checkpoint is intact): lower optim.lr, set optim.max_grad_norm or check the data"
+        )
+
+
 def _prepare_deepspeed(accelerator: Accelerator, cfg: TrainConfig) -> None:
     """Our loader is not `prepare`d (we shard it ourselves), so DeepSpeed gets its batch shape from the config."""
     ds = accelerator.state.deepspeed_plugin.deepspeed_config
@@ -326,8 +412,15 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 def _train(cfg: TrainConfig) -> TrainResult:
+    cfg.check_inputs()
+    # Sample files are read before any model is built: a bad line costs a second, not a model load.
+    train_samples = read_training_samples(cfg.data.train)
+    val_samples = read_training_samples(cfg.data.val) if cfg.data.val else None
     output_dir = Path(cfg.output_dir)
-    device = resolve_device(cfg.train.device)  # validates the choice; imports torch_npu for "npu"
+    try:
+        device = resolve_device(cfg.train.device)  # validates the choice; imports torch_npu for "npu"
+    except DeviceUnavailableError as err:
+        raise ConfigError(f"train.device {cfg.train.device!r}: {err}") from None
     accelerator = Accelerator(
         cpu=device.type == "cpu",
         mixed_precision=_mixed_precision(cfg, device),
@@ -338,17 +431,27 @@ def _train(cfg: TrainConfig) -> TrainResult:
     )
     set_seed(cfg.seed)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"output_dir: cannot create {output_dir} ({err.strerror or err})") from None
+        atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     accelerator.wait_for_everyone()
 
-    model, tokenizer = build_model(cfg.model, cfg.stage, cfg.seed, accelerator, output_dir)
+    mixed_precision = _mixed_precision(cfg, device)
+    model, tokenizer = build_model(
+        cfg.model, cfg.stage, cfg.seed, accelerator, output_dir, load_dtype(cfg.model, mixed_precision)
+    )
     optim_groups = configure_trainable(model, cfg.optim.lr, cfg.optim.weight_decay)
+    if mixed_precision == "bf16":
+        upcast_trainable(model)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        keep_present_wrap_classes(accelerator, model)
     optimizer = torch.optim.AdamW(optim_groups, betas=cfg.optim.betas, eps=cfg.optim.eps)
 
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
     collator = Collator(tokenizer.pad_token_id, with_vggt_images=model.ssr_config.variant == "3d")
-    dataset = SampleDataset(read_training_samples(cfg.data.train), cfg.data.root_dir, builder, blind=cfg.data.blind)
+    dataset = SampleDataset(train_samples, cfg.data.root_dir, builder, blind=cfg.data.blind)
     world, rank = accelerator.num_processes, accelerator.process_index
     sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.seed, world, rank)
 
@@ -366,6 +469,11 @@ def _train(cfg: TrainConfig) -> TrainResult:
     checkpoint = resolve_resume(cfg.checkpoint.resume, output_dir)
     if checkpoint is not None:
         state = load_checkpoint(accelerator, checkpoint, state)
+        if not 0 <= state.position < sampler.batches_per_epoch:  # else the epoch loop would never end
+            raise ResumeError(
+                f"{checkpoint}: trainer state position {state.position} is outside the "
+                f"{sampler.batches_per_epoch} batches of an epoch; the checkpoint was edited or belongs to another run"
+            )
         accelerator.print(f"resumed from {checkpoint} at step {state.global_step} (epoch {state.epoch}, batch {state.position})")
     log_path = _sample_log(output_dir, rank) if cfg.log.sample_ids else None
     if log_path is not None:
@@ -392,12 +500,17 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 batch = _to_device(batch, accelerator.device)
                 with accelerator.accumulate(model):
                     loss = model(**batch).loss
+                    micro_loss = loss.item()
+                    check_finite("loss", micro_loss, state.global_step)
                     accelerator.backward(loss)
-                    if accelerator.sync_gradients and cfg.optim.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+                    if accelerator.sync_gradients:
+                        # max_norm inf measures without clipping; None under DeepSpeed (it clips itself)
+                        norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm or math.inf)
+                        if norm is not None:
+                            check_finite("gradient norm", float(norm), state.global_step)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                step_loss += loss.item() / cfg.train.grad_accum
+                step_loss += micro_loss / cfg.train.grad_accum
                 step_tokens += int(batch["attention_mask"].sum())
                 if log_path is not None:
                     record = {"step": state.global_step + 1, "epoch": state.epoch, "position": state.position, "ids": ids}
@@ -453,8 +566,8 @@ def _train(cfg: TrainConfig) -> TrainResult:
     final = output_dir / FINAL_DIR
     save_final_model(accelerator, model, tokenizer, final)
     val_loss = None
-    if cfg.data.val:
-        val = SampleDataset(read_training_samples(cfg.data.val), cfg.data.root_dir, builder, blind=cfg.data.blind)
+    if val_samples is not None:
+        val = SampleDataset(val_samples, cfg.data.root_dir, builder, blind=cfg.data.blind)
         val_sampler = EpochBatchSampler(len(val), cfg.train.batch_size, cfg.seed, world, rank)
         val_loader = DataLoader(val, batch_sampler=ResumedBatches(val_sampler, 0, 0), collate_fn=collator)
         val_loss = evaluate_loss(accelerator, model, val_loader)
@@ -471,19 +584,29 @@ def parse_overrides(items: Sequence[str]) -> dict:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        if not sep or not key or not all(key.split(".")):
+            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train SSR (stage 1: SSR-2D, stage 2: SSR-3D).")
+    """`python -m training.train`: 0 done (or stopped by SIGTERM with a checkpoint), 1 bad input,
+    3 diverged, 130 interrupted (see `ssr_core.errors`)."""
+    prog = "training.train"
+    parser = argparse.ArgumentParser(prog=prog, description="Train SSR (stage 1: SSR-2D, stage 2: SSR-3D).")
     parser.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.max_steps=10")
     args = parser.parse_args(argv)
-    train(load_config(args.config, parse_overrides(args.set)))
-    return 0  # also after SIGTERM: the checkpoint is written and the same command resumes
+
+    def run() -> int:
+        train(load_config(args.config, parse_overrides(args.set)))
+        return 0  # also after SIGTERM: the checkpoint is written and the same command resumes
+
+    return run_entry_point(prog, run)  # SampleFormatError is an InputError
 
 
 if __name__ == "__main__":

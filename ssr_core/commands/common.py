@@ -2,17 +2,16 @@
 
 Handlers take the parsed `argparse.Namespace` and return the exit code. Bad user input raises
 `CliError` here or a documented `ssr_core.errors.InputError` in the library; `run_parser` prints
-either as one line on stderr and returns 1, instead of a traceback.
+either as one line on stderr and returns 1, instead of a traceback (exit statuses: docs/CLI.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ssr_core.errors import InputError
+from ssr_core.errors import InputError, run_entry_point
 
 Subparsers = Any  # argparse's private _SubParsersAction; only `add_parser` is used
 Handler = Callable[[argparse.Namespace], int]
@@ -37,10 +36,8 @@ def add_group(subparsers: Subparsers, name: str, help: str) -> Subparsers:
 
 
 def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
-    """Parse, run the chosen handler, and turn bad input into one stderr line and exit status 1."""
+    """Parse and run the chosen handler through `ssr_core.errors.run_entry_point`: bad input
+    (`InputError`, `OSError`) is one stderr line and exit status 1, a model failure 3, Ctrl-C 130,
+    a closed stdout pipe a quiet exit; anything else is a bug and keeps its traceback."""
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except InputError as err:
-        print(f"{args.prog}: error: {err}", file=sys.stderr)
-        return 1
+    return run_entry_point(args.prog, lambda: args.func(args))

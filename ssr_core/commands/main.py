@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ssr_core.commands.benchmark import add_vsibench_run_command
 from ssr_core.commands.common import Builder, CliError, Subparsers, add_command, add_group, run_parser
 from ssr_core.commands.data import add_data_commands
+from ssr_core.commands.map import add_map_eval_command
 from ssr_core.data.sample_format import read_jsonl
 
 if TYPE_CHECKING:
@@ -58,6 +60,8 @@ def _finite(value: Any) -> bool:
 
 def _scene_objects(path: str) -> tuple[list[str], np.ndarray]:
     """Ids and (N, 7) boxes of a `{"objects": [{"id", "label", "box"}, ...]}` file."""
+    from ssr_core.scene.scene_graph import MAX_COORDINATE
+
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
         raise CliError(f'{path}: expected {{"objects": [{{"id", "label", "box"}}, ...]}}')
@@ -77,6 +81,8 @@ def _scene_objects(path: str) -> tuple[list[str], np.ndarray]:
         box = item["box"]
         if not isinstance(box, list) or len(box) != 7 or not all(_finite(v) for v in box):
             raise CliError(f"{where}.box must be 7 finite numbers [x, y, z, l, w, h, yaw]")
+        if not all(abs(v) <= MAX_COORDINATE for v in box[:6]):
+            raise CliError(f"{where}.box: centre and size must be within +-{MAX_COORDINATE:g} m")
         if not all(v > 0 for v in box[3:6]):
             raise CliError(f"{where}.box sizes l, w, h must be positive")
         if item["id"] in ids:
@@ -129,12 +135,14 @@ def add_scene_graph_command(subparsers: Subparsers) -> None:
 
 def _vsibench_questions(path: str) -> list[VSIBenchQuestion]:
     from ssr_core.evaluation.metrics import VSIBenchQuestion
+    from ssr_core.evaluation.vsibench import check_official
 
     questions: list[VSIBenchQuestion] = []
     seen: set[str] = set()
     for number, row in read_jsonl(path):
         try:
             question = VSIBenchQuestion.from_json(row)
+            check_official(question)
         except ValueError as err:
             raise CliError(f"{path} line {number}: {err}") from None
         if question.id in seen:
@@ -173,11 +181,11 @@ def _predictions(path: str, known_ids: set[str], gt_path: str) -> dict[str, str]
 
 def run_eval_vsibench(args: argparse.Namespace) -> int:
     """Score raw model answers against VSI-Bench ground truth; print the report as JSON."""
-    from ssr_core.evaluation.metrics import evaluate_vsibench
+    from ssr_core.evaluation.vsibench import score_predictions
 
     questions = _vsibench_questions(args.gt)
     predictions = _predictions(args.pred, {q.id for q in questions}, args.gt)
-    print(json.dumps(evaluate_vsibench(questions, predictions).to_json()))
+    print(json.dumps(score_predictions(questions, predictions, lenient=args.lenient).to_json()))
     return 0
 
 
@@ -186,7 +194,13 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
         subparsers,
         "vsibench",
         run_eval_vsibench,
-        "VSI-Bench scores (MRA / exact match, overall over task types) of raw predictions, as JSON",
+        "VSI-Bench scores of raw predictions as the released benchmark code computes them, as JSON",
+    )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="also report the project's lenient answer parser, in a separate 'lenient_parser' entry "
+        "(never part of the official score)",
     )
     parser.add_argument("--pred", required=True, metavar="PRED.jsonl", help='rows {"id", "prediction"}')
     parser.add_argument(
@@ -208,7 +222,7 @@ def add_eval_run_command(subparsers: Subparsers) -> None:
 
 
 # `ssr eval ...` subcommands.
-EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command]
+EVAL_COMMANDS: list[Builder] = [add_vsibench_command, add_eval_run_command, add_vsibench_run_command, add_map_eval_command]
 
 
 def add_eval_commands(subparsers: Subparsers) -> None:

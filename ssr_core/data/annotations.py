@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ssr_core.io import atomic_write_text
+
 
 @dataclass
 class OrientedObject:
@@ -124,7 +126,7 @@ class WindowAnnotation:
         )
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> WindowAnnotation:

@@ -7,7 +7,7 @@ These work on `OrientedObject` (9-DoF) boxes in any frame, so they serve the syn
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import ConvexHull
+from scipy.spatial import ConvexHull, QhullError
 
 from ssr_core.data.annotations import OrientedObject
 
@@ -92,6 +92,11 @@ def floor_outline(points_xy: np.ndarray, floor_z: float) -> np.ndarray:
 
     Converters use it where a dataset has no room outline; it over-covers non-convex rooms.
     """
-    hull = ConvexHull(points_xy)  # 2-D hull vertices come counter-clockwise
+    points_xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    points_xy = points_xy[np.all(np.isfinite(points_xy), axis=1)]
+    try:
+        hull = ConvexHull(points_xy)  # 2-D hull vertices come counter-clockwise
+    except (QhullError, ValueError):
+        raise ValueError(f"cannot outline a floor from {len(points_xy)} points: need three not on one line") from None
     xy = points_xy[hull.vertices]
     return np.column_stack([xy, np.full(len(xy), floor_z)])

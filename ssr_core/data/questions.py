@@ -502,6 +502,15 @@ _REL_DIRECTION_SECTORS = {  # sector boundaries of each level; their names are t
 }
 
 
+def relative_direction(
+    stand: np.ndarray, face: np.ndarray, target: np.ndarray, question_type: str, margin_deg: float = 0.0
+) -> str | None:
+    """Answer of a relative-direction question on boxes (7,): where `target` is, seen from `stand`
+    facing `face`, at the level `question_type`; None within `margin_deg` of a sector boundary."""
+    boundaries, names = _REL_DIRECTION_SECTORS[question_type]
+    return _sector(bearing_deg(stand, face, target), boundaries, names, margin_deg)
+
+
 def _rel_direction(unique: Sequence[SceneObject], rng: np.random.Generator, config: QAConfig) -> list[QAItem]:
     """Relative direction at VSI-Bench's three levels ("If I am standing by A and facing B, ...")."""
     triples = [
@@ -510,11 +519,11 @@ def _rel_direction(unique: Sequence[SceneObject], rng: np.random.Generator, conf
         if _xy_distance(a, b) >= config.min_separation and _xy_distance(a, c) >= config.min_separation
     ]
     items = []
-    for question_type, (boundaries, names) in _REL_DIRECTION_SECTORS.items():
+    for question_type in _REL_DIRECTION_SECTORS:
         choices = REL_DIRECTION_CHOICES[question_type]
         found = 0
         for a, b, c in _sample(triples, len(triples), rng):
-            sector = _sector(bearing_deg(a.box, b.box, c.box), boundaries, names, config.angle_margin_deg)
+            sector = relative_direction(a.box, b.box, c.box, question_type, config.angle_margin_deg)
             if sector is None:
                 continue
             question = question_text(question_type, stand=a.label, face=b.label, target=c.label)

@@ -9,6 +9,9 @@ the scene's world frame; its up vector is stored in the bag's custom metadata (`
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,10 +76,28 @@ def _pose_msgs(pose: np.ndarray, stamp_ns: int) -> tuple[Any, Any]:
 
 
 def write_recording(scene: Scene, path: str | Path, rate_hz: float = DEFAULT_RATE_HZ) -> Path:
-    """Write the scene's frames as a rosbag2 MCAP directory at `path` (must not exist yet)."""
+    """Write the scene's frames as a rosbag2 MCAP directory at `path` (must not exist yet).
+
+    The bag is written under a temporary name and renamed when complete: an interrupted write
+    never leaves a bag that replays a truncated recording.
+    """
     if scene.root is None:
         raise ValueError("scene.root is needed to read the frames")
     path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; rosbag2 recordings are never overwritten")
+    # The bag keeps its final name inside a temporary folder: rosbag2 names the .mcap file after it.
+    partial = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        _write_bag(scene, partial / path.name, rate_hz)
+        os.replace(partial / path.name, path)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return path
+
+
+def _write_bag(scene: Scene, path: Path, rate_hz: float) -> None:
+    assert scene.root is not None
     writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.set_custom_data("ssr.scene_id", scene.scene_id)
     writer.set_custom_data("ssr.up", json.dumps([float(v) for v in scene.up]))
@@ -101,7 +122,6 @@ def write_recording(scene: Scene, path: str | Path, rate_hz: float = DEFAULT_RAT
                 (IMAGE_TOPIC, _image_msg(bgr[..., ::-1], stamp)),
             ]:
                 writer.write(conns[topic], stamp, TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
-    return path
 
 
 def read_recording(path: str | Path) -> Iterator[tuple[str, int, Any]]:

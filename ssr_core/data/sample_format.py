@@ -12,7 +12,7 @@ that takes samples. Keys:
     answer        str: the target text (training only)
     options       [str, ...] | null (multiple choice)
     ground_truth  what metrics compare with: [col, row], a list of {label, bbox_7dof}, a number or a letter
-    scene_id, split, window   provenance (optional)
+    scene_id, split, window, source   provenance (optional; `source` names the imported set)
 
 Frames are loaded by `load_frames` only: images of any size PIL reads, or one video file.
 """

@@ -15,11 +15,17 @@ from ssr_core.scene.canonical_frame import CanonicalFrame, VerticalOpticalAxisEr
 
 
 def window_frame_indices(total: int, num_frames: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Up to `count` distinct sorted index arrays; all frames once when the scene is too short."""
+    """Up to `count` distinct sorted index arrays; all frames once when the scene is too short.
+
+    `count` is capped at the number of (span, start) choices there are, so a huge request ends
+    after a bounded number of draws instead of searching for windows that do not exist.
+    """
     if total <= num_frames:
         return [np.arange(total)]
     windows: dict[tuple[int, ...], np.ndarray] = {}
     min_span = max(num_frames, (total + 1) // 2)
+    choices = sum(total - span + 1 for span in range(min_span, total + 1))
+    count = min(count, choices)
     for _ in range(4 * count):
         if len(windows) == count:
             break

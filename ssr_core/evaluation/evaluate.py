@@ -7,8 +7,11 @@ Frame paths are relative to `--root` (default: the QA file's folder).
 
 Questions are grouped by window (their frame list), so each window is encoded once and all its
 questions are answered in one batched `generate` call on the shared prefix. Predictions are the
-raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later; the scores
-come from `ssr_core.evaluation.metrics`. Bad input (malformed rows, missing frames) raises
+raw model texts (`{"id", "prediction"}` per line), so they can be re-scored later. VSI-Bench
+questions are scored by the released benchmark's rules (`ssr_core.evaluation.vsibench`), with the
+lenient parser's row printed apart; grounding and LocalCogMap scores come from
+`ssr_core.evaluation.metrics`. The real benchmark (its released files and videos) is run by
+`ssr_core.evaluation.benchmark` (`ssr eval vsibench-run`). Bad input (malformed rows, missing frames) raises
 `EvalInputError` naming the file and line, before any model runs.
 """
 
@@ -40,12 +43,18 @@ from ssr_core.evaluation.metrics import (
     CogMapReport,
     GroundingReport,
     VSIBenchQuestion,
-    VSIBenchReport,
     evaluate_cogmap,
     evaluate_grounding,
-    evaluate_vsibench,
+)
+from ssr_core.evaluation.vsibench import (
+    VSIBenchScoreReport,
+    VSIBenchScores,
+    check_official,
+    format_table,
+    score_predictions,
 )
 from ssr_core.inference.reasoner import WindowGenerator
+from ssr_core.io import atomic_open
 from ssr_core.language.prompts import (
     CELL_ANSWER_TOKENS,
     DETECT_ALL_ANSWER_TOKENS,
@@ -92,13 +101,15 @@ class EvalSample:
 class EvalReport:
     """Scores of one run (parts are None / empty when the data holds no such task)."""
 
-    vsibench: VSIBenchReport | None
+    vsibench: VSIBenchScores | None  # the released VSI-Bench rules (comparable with papers)
     cogmap: CogMapReport | None
     grounding: dict[str, GroundingReport]  # per question type, plus "all"
     num_samples: int
     num_windows: int
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)  # samples per task
+    vsibench_lenient: VSIBenchScores | None = None  # the project's lenient parser, shown apart
+    zero_shot: bool = False  # answered by a base model never trained for SSR
 
 
 # ---------------------------------------------------------------------------- reading
@@ -119,7 +130,7 @@ def read_samples(path: Path, root: Path | None = None, limit: int | None = None,
         where = f"{path} line {line_no}"
         try:
             sample = _sample(row, root, num_frames)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             raise EvalInputError(f"{where}: {exc}") from None
         if sample.id in seen:
             raise EvalInputError(f"{where}: duplicate id {sample.id!r}")
@@ -136,6 +147,8 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     if task not in TASKS:
         raise ValueError(f"sample {sid!r}: task must be one of {', '.join(TASKS)}, got {task!r}")
     qtype = row.get("question_type")
+    if qtype is not None and not isinstance(qtype, str):
+        raise ValueError(f"sample {sid!r}: question_type must be a string or null, got {type(qtype).__name__}")
     if "ground_truth" not in row:
         raise ValueError(f"sample {sid!r}: missing 'ground_truth'")
     truth = row["ground_truth"]
@@ -155,6 +168,7 @@ def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
     ground_truth: Any
     if task == TASK_VSIBENCH:
         ground_truth = VSIBenchQuestion.from_json({**row, "id": sid})
+        check_official(ground_truth)
     elif task == TASK_COGMAP:
         ground_truth = _cell(truth, sid)
     else:
@@ -258,7 +272,9 @@ def predict(
     return predictions
 
 
-def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: float = 0.0) -> EvalReport:
+def score(
+    samples: Sequence[EvalSample], predictions: dict[str, str], seconds: float = 0.0, zero_shot: bool = False
+) -> EvalReport:
     """Scores of every task present (metrics from `ssr_core.evaluation.metrics`).
 
     Grounding is reported per question type; detect-all pairs boxes per label, a referral
@@ -281,14 +297,17 @@ def score(samples: Sequence[EvalSample], predictions: dict[str, str], seconds: f
     referrals = [s for s in ground if s.question_type != DETECT_ALL]
     if len({s.question_type for s in referrals}) > 1:
         grounding["referrals"] = grounding_report(referrals)
+    vsibench = score_predictions([s.ground_truth for s in vsi], predictions, lenient=True) if vsi else None
     return EvalReport(
-        vsibench=evaluate_vsibench([s.ground_truth for s in vsi], predictions) if vsi else None,
+        vsibench=vsibench.official if vsibench else None,
+        vsibench_lenient=vsibench.lenient if vsibench else None,
         cogmap=evaluate_cogmap([predictions[s.id] for s in cog], [s.ground_truth for s in cog]) if cog else None,
         grounding=grounding,
         num_samples=len(samples),
         num_windows=len(group_by_window(samples)),
         seconds=seconds,
         counts={t: len(v) for t, v in by_task.items() if v},
+        zero_shot=zero_shot,
     )
 
 
@@ -298,9 +317,12 @@ def format_report(report: EvalReport) -> str:
         f"{report.num_samples} question(s) on {report.num_windows} window(s) in {report.seconds:.1f} s "
         + "(" + ", ".join(f"{t}: {n}" for t, n in report.counts.items()) + ")"
     ]
+    if report.zero_shot:
+        lines.append("ZERO-SHOT: an untrained base model with the SSR-2D prompts, not a trained SSR model")
     if report.vsibench is not None:
         v = report.vsibench
-        lines += ["", "VSI-Bench", f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
+        lines += ["", "VSI-Bench (the released benchmark's scoring rules)",
+                  f"  {'question type':<30} {'n':>5} {'unparsed':>8} {'score':>7}"]
         for qtype, value in v.per_question_type.items():
             lines.append(f"  {qtype:<30} {v.counts[qtype]:>5} {v.unparsed[qtype]:>8} {100 * value:>7.1f}")
         lines.append(f"  {'task':<30} {'':>5} {'':>8} {'score':>7}")
@@ -309,6 +331,8 @@ def format_report(report: EvalReport) -> str:
             lines.append(f"  {'overall (mean of tasks)':<30} {'':>5} {'':>8} {100 * v.overall:>7.1f}")
         if v.missing_tasks:
             lines.append(f"  not in the data (overall leaves them out): {', '.join(v.missing_tasks)}")
+        table = format_table(VSIBenchScoreReport(v, report.vsibench_lenient))
+        lines += ["", *(f"  {line}" for line in table.splitlines())]
     if report.grounding:
         lines += ["", "3D grounding (7-DoF)", f"  {'question type':<24} {'objects':>7} {'unparsed':>8} "
                   f"{'centre err m':>12} {'median m':>8} {'IoU':>6} {'Acc@.25':>7} {'Acc@.5':>7}"]
@@ -324,9 +348,13 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def write_predictions(path: Path, samples: Sequence[EvalSample], predictions: dict[str, str]) -> None:
-    """`{"id", "prediction"}` per line, in input order."""
+def write_predictions(
+    path: Path, samples: Sequence[EvalSample], predictions: dict[str, str], zero_shot: bool = False
+) -> None:
+    """`{"id", "prediction"}` per line, in input order (plus `"zero_shot": true` from an untrained base);
+    written atomically (an earlier file survives a failure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
+    label = {"zero_shot": True} if zero_shot else {}
+    with atomic_open(path) as fh:
         for s in samples:
-            fh.write(json.dumps({"id": s.id, "prediction": predictions[s.id]}) + "\n")
+            fh.write(json.dumps({"id": s.id, "prediction": predictions[s.id], **label}) + "\n")

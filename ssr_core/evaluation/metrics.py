@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -97,8 +97,8 @@ class VSIBenchQuestion:
         if isinstance(qid, bool) or not isinstance(qid, str | int):
             raise ValueError("field 'id' must be a string or an integer")
         qtype = row["question_type"]
-        if qtype not in VSIBENCH_QUESTION_TYPES:
-            raise ValueError(f"unknown question_type {qtype!r}")
+        if not isinstance(qtype, str) or qtype not in VSIBENCH_QUESTION_TYPES:
+            raise ValueError(f"unknown question_type {str(qtype)[:80]!r}")
         gt = row["ground_truth"]
         if isinstance(gt, bool) or not isinstance(gt, str | int | float):
             raise ValueError("field 'ground_truth' must be a string or a number")
@@ -106,9 +106,11 @@ class VSIBenchQuestion:
             try:
                 value = float(gt)
             except ValueError:
-                raise ValueError(f"ground_truth {gt!r} is not a number") from None
+                raise ValueError(f"ground_truth {str(gt)[:40]!r} is not a number") from None
+            except OverflowError:  # an integer beyond float range
+                raise ValueError(f"ground_truth {str(gt)[:40]}... is not a finite number") from None
             if not math.isfinite(value):
-                raise ValueError(f"ground_truth {gt!r} is not finite")
+                raise ValueError(f"ground_truth {str(gt)[:40]!r} is not finite")
             return cls(str(qid), qtype, value, None)
         options = row.get("options")
         if not isinstance(options, list) or not options or not all(isinstance(o, str) for o in options):
@@ -118,7 +120,7 @@ class VSIBenchQuestion:
 
 def _choice_letter(gt: str, options: Sequence[str]) -> str:
     """The ground truth as an option letter (VSI-Bench stores the letter; accept the text too)."""
-    letters = option_letters(options)
+    letters = tuple(option_letters(options))  # a tuple: "AB" or "" must not match as a substring
     if gt.strip() in letters:
         return gt.strip()
     wanted = gt.strip().lower()
@@ -137,63 +139,6 @@ def score_vsibench(question: VSIBenchQuestion, prediction: str) -> tuple[float, 
         assert isinstance(parsed.value, float) and isinstance(question.ground_truth, float)
         return mean_relative_accuracy(parsed.value, question.ground_truth), True
     return exact_match(str(parsed.value), str(question.ground_truth)), True
-
-
-@dataclass
-class VSIBenchReport:
-    """VSI-Bench scores; `per_question_type` keeps the three relative-direction levels apart."""
-
-    overall: float | None  # mean over the tasks present; None when there is none
-    per_task: dict[str, float]
-    per_question_type: dict[str, float]
-    counts: dict[str, int]  # questions per question type
-    unparsed: dict[str, int]  # unparseable predictions per question type
-    missing_tasks: list[str] = field(default_factory=list)  # tasks absent from the ground truth
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "overall": self.overall,
-            "per_task": self.per_task,
-            "per_question_type": self.per_question_type,
-            "counts": self.counts,
-            "unparsed": self.unparsed,
-            "num_questions": sum(self.counts.values()),
-            "num_unparsed": sum(self.unparsed.values()),
-            "missing_tasks": self.missing_tasks,
-        }
-
-
-def evaluate_vsibench(
-    questions: Sequence[VSIBenchQuestion], predictions: Mapping[str, str]
-) -> VSIBenchReport:
-    """Score every question; raises `ValueError` when a question has no prediction.
-
-    Each task is the mean over its questions, except relative direction, which is the mean of
-    its levels' means (as VSI-Bench does); `overall` is the mean over the tasks present.
-    """
-    missing = [q.id for q in questions if q.id not in predictions]
-    if missing:
-        raise ValueError(f"no prediction for {len(missing)} question(s), first {missing[0]!r}")
-    scores: dict[str, list[float]] = {}
-    unparsed: dict[str, int] = {}
-    for q in questions:
-        score, ok = score_vsibench(q, predictions[q.id])
-        scores.setdefault(q.question_type, []).append(score)
-        unparsed[q.question_type] = unparsed.get(q.question_type, 0) + (not ok)
-    per_type = {t: float(np.mean(s)) for t, s in sorted(scores.items())}
-    per_task: dict[str, float] = {}
-    for task in VSIBENCH_TASKS:
-        members = [per_type[t] for t in per_type if task_of(t) == task]
-        if members:
-            per_task[task] = float(np.mean(members))
-    return VSIBenchReport(
-        overall=float(np.mean(list(per_task.values()))) if per_task else None,
-        per_task=per_task,
-        per_question_type=per_type,
-        counts={t: len(s) for t, s in sorted(scores.items())},
-        unparsed=dict(sorted(unparsed.items())),
-        missing_tasks=[t for t in VSIBENCH_TASKS if t not in per_task],
-    )
 
 
 # ---------------------------------------------------------------------------- LocalCogMap

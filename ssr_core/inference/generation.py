@@ -28,13 +28,37 @@ import torch
 from torch import Tensor
 from transformers import AutoTokenizer, DynamicCache
 
+from ssr_core.errors import InputError
 from ssr_core.inference.devices import resolve_device, resolve_dtype
-from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt
+from ssr_core.language.prompts import PROMPT_FORMAT_VERSION, Prompt, prompt_format_compatible
 from ssr_core.model.configuration_ssr import text_config
-from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
+from ssr_core.model.modeling_ssr import SSRForConditionalGeneration, VideoFeatures, is_ssr_checkpoint
 from ssr_core.model.processing_ssr import SSRInputBuilder
 
 log = logging.getLogger(__name__)
+
+# "ssr": a checkpoint trained by this project (has ssr_config.json).
+# "base": a plain instruct checkpoint as downloaded (no ssr_config.json), run zero-shot with the
+#         SSR-2D prompts and parsers; its answers and boxes are only as good as the base model's.
+MODEL_KINDS = ("ssr", "base")
+
+
+class ModelKindError(InputError):
+    """The folder does not hold the kind of model asked for (the message says which kind it is)."""
+
+
+def check_model_kind(directory: str | os.PathLike[str], kind: str) -> None:
+    """Refuse a trained checkpoint passed as "base" and a plain base model passed as "ssr"."""
+    if kind not in MODEL_KINDS:
+        raise ModelKindError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    trained = is_ssr_checkpoint(directory)
+    if kind == "ssr" and not trained:
+        raise ModelKindError(
+            f"{directory} has no ssr_config.json: it is a plain base model, not an SSR checkpoint; "
+            "use model kind 'base' to run it zero-shot"
+        )
+    if kind == "base" and trained:
+        raise ModelKindError(f"{directory} is an SSR checkpoint (it has ssr_config.json); use model kind 'ssr'")
 
 @dataclass
 class PrefixCache:
@@ -50,6 +74,7 @@ class EncodedWindow:
     video_embeds: Tensor | None  # [num_video_tokens, D]; None once released
     video_grid_thw: Tensor  # [1, 3]
     prefixes: dict[str, PrefixCache] = field(default_factory=dict)
+    features: VideoFeatures | None = None  # visual-token mask and (Qwen3-VL) DeepStack features
 
 
 class SSRGenerator:
@@ -67,7 +92,12 @@ class SSRGenerator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         trained_on = model.ssr_config.prompt_format_version
-        if trained_on != PROMPT_FORMAT_VERSION:
+        if self.zero_shot:
+            log.warning(
+                "zero-shot: the model was never trained for SSR; it answers SSR-2D prompts as a plain "
+                "base model, so formats may not be followed and boxes are only as good as its 3D grounding"
+            )
+        elif not prompt_format_compatible(trained_on):
             log.warning(
                 "the model was trained with prompt format %r but this code writes format %r: "
                 "answers may not follow the expected formats",
@@ -84,6 +114,11 @@ class SSRGenerator:
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.stop_ids)
 
+    @property
+    def zero_shot(self) -> bool:
+        """True when the model is an untrained base model (its answers are zero-shot)."""
+        return self.model.ssr_config.zero_shot
+
     @classmethod
     def from_checkpoint(
         cls,
@@ -92,8 +127,14 @@ class SSRGenerator:
         dtype: str | torch.dtype | None = None,
         vggt_path: str | os.PathLike[str] | None = None,
         max_batch_size: int = 16,
+        kind: str = "ssr",
     ) -> SSRGenerator:
-        """Load an SSR checkpoint folder (model + tokenizer) onto `device` (bf16 on accelerators)."""
+        """Load a model folder (model + tokenizer) onto `device` (bf16 on accelerators).
+
+        kind: "ssr" for a trained SSR checkpoint, "base" for a plain instruct checkpoint run
+        zero-shot (`MODEL_KINDS`); a folder of the other kind raises `ModelKindError`.
+        """
+        check_model_kind(directory, kind)
         dev = resolve_device(device)
         model = SSRForConditionalGeneration.from_pretrained(
             directory, vggt=vggt_path, dtype=resolve_dtype(dev, dtype)
@@ -105,10 +146,10 @@ class SSRGenerator:
     def encode_window(self, frames: np.ndarray) -> EncodedWindow:
         """uint8 frames [N, H, W, 3] -> ViT (+ VGGT + fusion) video embeddings, computed once."""
         video = self.inputs.video_inputs(frames)
-        embeds = self.model.encode_video(
+        features = self.model.encode_video_features(
             video.pixel_values_videos, video.video_grid_thw.to(self.model.device), video.vggt_images
         )
-        return EncodedWindow(embeds, video.video_grid_thw)
+        return EncodedWindow(features.embeds, video.video_grid_thw, features=features)
 
     def generate(
         self, window: EncodedWindow, prompts: Sequence[Prompt], max_new_tokens: Sequence[int] | int
@@ -120,6 +161,7 @@ class SSRGenerator:
     def release(self, window: EncodedWindow) -> None:
         window.prefixes.clear()
         window.video_embeds = None
+        window.features = None
 
     @torch.inference_mode()
     def prefill(self, window: EncodedWindow, prompts: Sequence[Prompt]) -> None:
@@ -157,16 +199,18 @@ class SSRGenerator:
             raise ValueError("this window was released")
         if prefix_text in window.prefixes:
             return window.prefixes[prefix_text]
-        input_ids = torch.tensor([self.inputs.tokenize(prefix_text, window.video_embeds.shape[0])])
+        input_ids = torch.tensor([self.inputs.tokenize(prefix_text, window.video_grid_thw)])
         position_ids, next_position = self.model.position_ids(input_ids, window.video_grid_thw)
         device = self.model.device
         input_ids = input_ids.to(device)
         cache = DynamicCache(config=self.model.config)
-        self.model.base.model.language_model(
-            inputs_embeds=self.model.embed_inputs(input_ids, window.video_embeds),
-            position_ids=position_ids.to(device),
+        self.model.language_forward(
+            self.model.embed_inputs(input_ids, window.video_embeds),
+            position_ids.to(device),
             past_key_values=cache,
             use_cache=True,
+            input_ids=input_ids,
+            video=window.features,
         )
         prefix = PrefixCache(cache, input_ids.shape[1], int(next_position[0]))
         window.prefixes[prefix_text] = prefix

@@ -144,6 +144,7 @@ class WindowPerception:
     inconsistent: list[int]  # indices into `triplets`
     failures: list[StageFailure] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage and "total"
+    zero_shot: bool = False  # stated by a base model never trained for SSR
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class SpatialAnswer:
     latency_s: float  # from the call to the return, lock wait included
     option_index: int = -1
     window_id: int = 0  # the window answered on (0 when none could be resolved)
+    zero_shot: bool = False  # answered by a base model never trained for SSR
 
 
 def _empty_layout() -> LayoutResult:
@@ -174,6 +176,9 @@ class SceneReasoner:
     Thread-safety: `perceive` and `ask` may be called from different threads; one lock guards
     the cache and the generator, so calls are serialised (an `ask` waits for a running
     `perceive`). Window ids are positive; `ask(window_id=0)` means the latest window.
+
+    `zero_shot` comes from the generator (an `SSRGenerator` over an untrained base model) and
+    is copied into every perception and answer, so no output passes for a trained model's.
     """
 
     def __init__(
@@ -201,6 +206,7 @@ class SceneReasoner:
         self.detect_tokens = detect_tokens
         self.cell_tokens = cell_tokens
         self.answer_tokens = answer_tokens
+        self.zero_shot = bool(getattr(generator, "zero_shot", False))  # stand-ins have no such attribute
         self._lock = threading.Lock()
         self._cache: OrderedDict[int, Any] = OrderedDict()  # window id -> encoded state, LRU last
         self._latest: int | None = None
@@ -256,6 +262,7 @@ class SceneReasoner:
         with self._lock:
             perception = self._perceive_locked(frames, window_id)
         perception.timings["total"] = time.perf_counter() - start
+        perception.zero_shot = self.zero_shot
         return perception
 
     def _perceive_locked(self, frames: np.ndarray, window_id: int) -> WindowPerception:
@@ -370,6 +377,10 @@ class SceneReasoner:
         VSI-Bench conventions: with options the prompt lists them lettered and asks for the
         letter; without, it asks for a single word or phrase.
         """
+        answer = self._ask(question, options, window_id)
+        return dataclasses.replace(answer, zero_shot=True) if self.zero_shot else answer
+
+    def _ask(self, question: str, options: Sequence[str], window_id: int) -> SpatialAnswer:
         start = time.perf_counter()
 
         def failed(error: str, answer: str = "", resolved: int = 0) -> SpatialAnswer:

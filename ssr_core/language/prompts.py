@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ssr_core.language.parsers import CHOICE_QUESTION_TYPES, NUMERIC_QUESTION_TYPES
 from ssr_core.scene.boxes import wrap_angle
 from ssr_core.scene.objects import GroundedObject
 
@@ -29,7 +30,15 @@ from ssr_core.scene.objects import GroundedObject
 # template, video first.
 Prompt = str | Sequence[Mapping[str, str]]
 
-PROMPT_FORMAT_VERSION = "1"
+PROMPT_FORMAT_VERSION = "2"  # 2: adds the referring-expression families (grounding_description*)
+# Versions whose every text this version keeps unchanged (it only adds texts): a checkpoint trained
+# on one of them reads today's prompts exactly as it was trained, so loading it needs no warning.
+COMPATIBLE_PROMPT_FORMATS: dict[str, tuple[str, ...]] = {"2": ("1",)}
+
+
+def prompt_format_compatible(trained_on: str) -> bool:
+    """Whether a checkpoint trained on prompt format `trained_on` reads this code's prompts as trained."""
+    return trained_on == PROMPT_FORMAT_VERSION or trained_on in COMPATIBLE_PROMPT_FORMATS.get(PROMPT_FORMAT_VERSION, ())
 
 DECIMALS = 2  # every metric number in a grounding answer (metres, radians)
 MIN_SIZE = 10.0**-DECIMALS  # sizes never round down to a non-positive extent
@@ -99,6 +108,9 @@ QUESTION_TEMPLATES: dict[str, str] = {
     ),
     "grounding_temporal": "Find the 3D bounding box of the {label} that appears {order} in the video.",
     "grounding_all_of_label": "Find the 3D bounding box of every {label} in the video.",
+    # Free-text referring expressions of public sets (ScanRefer, ReferIt3D, Multi3DRefer).
+    "grounding_description": "Find the 3D bounding box of the object described here: {description}",
+    "grounding_description_all": "Find the 3D bounding box of every object described here: {description}",
     "object_counting": "How many {label}(s) are in this room?",
     "object_abs_distance": (
         "Measuring from the closest point of each object, what is the direct distance between "
@@ -153,6 +165,15 @@ REL_DIRECTION_CHOICES = {  # the option texts of each relative-direction level
 LIST_SEPARATOR = ", "  # categories and choices inside a question, and appearance-order options
 
 
+# Questions only the object map answers, from its geometry (`ssr_core.mapping.questions`): no model
+# is trained on or asked them, so they are outside `prompt_fingerprint`.
+MAP_QUESTION_TEMPLATES: dict[str, str] = {
+    "map_how_far": "How far is the {first} from the {second} (in meters)?",
+    "map_nearest_object": "Which {label} is the nearest to the {landmark}?",
+    "map_location": "Where is the {label}, and when was it last seen?",
+}
+
+
 class UnknownQuestionFamily(KeyError):
     """`question_text` was asked for a family that has no registered template."""
 
@@ -174,7 +195,8 @@ class QuestionMatch:
     fields: dict[str, str]
 
 
-def _template_pattern(template: str) -> re.Pattern[str]:
+def template_pattern(template: str) -> re.Pattern[str]:
+    """Regex of a template: each field a lazy group, a repeated field a back-reference."""
     parts, seen = [], set()
     for literal, field, _, _ in string.Formatter().parse(template):
         parts.append(re.escape(literal))
@@ -190,7 +212,7 @@ def _literal_length(template: str) -> int:
 
 # Most specific first, so "the {label}." never swallows "the {label} nearest to the {landmark}.".
 _TEMPLATE_PATTERNS = {
-    family: _template_pattern(QUESTION_TEMPLATES[family])
+    family: template_pattern(QUESTION_TEMPLATES[family])
     for family in sorted(QUESTION_TEMPLATES, key=lambda f: -_literal_length(QUESTION_TEMPLATES[f]))
 }
 
@@ -314,6 +336,22 @@ def vsibench_prompt(question: str, options: Sequence[str] | None = None) -> str:
     else:
         parts.append(VSIBENCH_NUMBER_POST_PROMPT)
     return "\n".join(parts)
+
+
+def vsibench_benchmark_prompt(question_type: str, question: str, options: Sequence[str] | None) -> str:
+    """The released VSI-Bench prompt, chosen by question type as the benchmark's own code does.
+
+    Numerical types: pre-prompt, question, number post-prompt. Multiple-choice types: pre-prompt,
+    question, `Options:` and one option per line, choice post-prompt. Raises `ValueError` for an
+    unknown type or a multiple-choice question without options.
+    """
+    if question_type in NUMERIC_QUESTION_TYPES:
+        return vsibench_prompt(question)
+    if question_type not in CHOICE_QUESTION_TYPES:
+        raise ValueError(f"unknown VSI-Bench question_type {question_type!r}")
+    if not options:
+        raise ValueError(f"{question_type} needs its options")
+    return vsibench_prompt(question, options)
 
 
 def vsibench_question(prompt: str) -> str:

@@ -17,21 +17,38 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import Qwen2_5_VLConfig
-from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers.utils.constants import (
+    IMAGENET_STANDARD_MEAN,
+    IMAGENET_STANDARD_STD,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+)
 
 from ssr_core.language.prompts import Prompt
-from ssr_core.model.configuration_ssr import SSRConfig, VisionGeometry, vision_geometry
-from ssr_core.model.position_ids import build_position_ids, llm_grids, temporal_stride, video_token_count
+from ssr_core.model.configuration_ssr import QWEN3_VL, BaseConfig, SSRConfig, VisionGeometry, vision_geometry
+from ssr_core.model.position_ids import (
+    build_position_ids,
+    group_timestamps,
+    llm_grids,
+    temporal_stride,
+    video_token_count,
+)
+
+VGGT_PATCH = 14
+# Pixel normalisation of each family's processor (Qwen2.5-VL: CLIP's; Qwen3-VL: 0.5 / 0.5).
+PIXEL_MEAN_STD = {
+    "qwen2_5_vl": (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
+    QWEN3_VL: (IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD),
+}
 
 
 @dataclass
 class VideoInputs:
     """One preprocessed window (batch of one video)."""
 
-    pixel_values_videos: Tensor  # [T*gh*gw, 3*tps*14*14] float32, Qwen's patch order
-    video_grid_thw: Tensor  # [1, 3] long: (T, gh, gw) in 14-px patches
-    vggt_images: Tensor  # [1, S, 3, H, W] float32 in [0, 1], S = T*tps
+    pixel_values_videos: Tensor  # [T*gh*gw, 3*tps*p*p] float32, Qwen's patch order (p = 14 or 16)
+    video_grid_thw: Tensor  # [1, 3] long: (T, gh, gw) in ViT patches
+    vggt_images: Tensor  # [1, S, 3, gh*14, gw*14] float32 in [0, 1], S = T*tps
 
 
 def select_frames(num_available: int, num_frames: int) -> list[int]:
@@ -49,9 +66,11 @@ def preprocess_frames(
 ) -> VideoInputs:
     """uint8 frames [N, H0, W0, 3] -> pixel patches for the ViT and [0, 1] images for VGGT.
 
-    Every frame is resized (bicubic, antialiased) to `image_size`, so the ViT and VGGT see the
-    same pixels and the same 14-px grid. The patch order equals Qwen2-VL's processor:
-    (t, gh/m, gw/m, m, m) over patches, (C, tps, 14, 14) inside a patch.
+    Every frame is resized (bicubic, antialiased) to `image_size`. Qwen2.5-VL's 14-px patches
+    equal VGGT's, so VGGT sees the same pixels. Qwen3-VL's patches are 16 px: VGGT gets the frame
+    resized to (gh*14, gw*14), so its 14-px grid is the ViT's gh x gw grid (same field of view,
+    lower resolution) and the tokens align one to one without resampling features. The patch
+    order equals the Qwen processors': (t, gh/m, gw/m, m, m) over patches, (C, tps, p, p) inside.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
@@ -69,14 +88,20 @@ def preprocess_frames(
             images, size=(height, width), mode="bicubic", antialias=True, align_corners=False
         )
         images = images.clamp(0.0, 1.0)
-    mean = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
+    mean_std = PIXEL_MEAN_STD[geometry.family]
+    mean = torch.tensor(mean_std[0]).view(1, 3, 1, 1)
+    std = torch.tensor(mean_std[1]).view(1, 3, 1, 1)
     x = (images - mean) / std
     s = x.shape[0]
     t, gh, gw = s // tps, height // p, width // p
     x = x.view(t, tps, 3, gh // m, m, p, gw // m, m, p).permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
     pixel_values = x.reshape(t * gh * gw, 3 * tps * p * p)
-    return VideoInputs(pixel_values, torch.tensor([[t, gh, gw]]), images.unsqueeze(0))
+    vggt_images = images
+    if p != VGGT_PATCH:
+        vggt_images = F.interpolate(
+            images, size=(gh * VGGT_PATCH, gw * VGGT_PATCH), mode="bicubic", antialias=True, align_corners=False
+        ).clamp(0.0, 1.0)
+    return VideoInputs(pixel_values, torch.tensor([[t, gh, gw]]), vggt_images.unsqueeze(0))
 
 
 IGNORE_INDEX = -100
@@ -89,7 +114,7 @@ class SSRInputBuilder:
         self,
         tokenizer,
         ssr_config: SSRConfig,
-        model_config: Qwen2_5_VLConfig,
+        model_config: BaseConfig,
         chat_template: str | None = None,
     ):
         self.tokenizer = tokenizer
@@ -139,14 +164,35 @@ class SSRInputBuilder:
             cut += len(self.vision_end)
         return text[:cut], text[cut:]
 
-    def tokenize(self, text: str, num_video_tokens: int = 0) -> list[int]:
-        """Token ids of `text`; its single video placeholder (if any) becomes `num_video_tokens` copies."""
+    def tokenize(self, text: str, video_grid_thw: Tensor | None = None) -> list[int]:
+        """Token ids of `text`; its single video placeholder (if any) becomes the video span of
+        `video_grid_thw` ([1, 3]) in this model's layout.
+
+        Qwen2.5-VL: one run of `num_video_tokens` placeholders. Qwen3-VL: the placeholder and its
+        <|vision_start|> / <|vision_end|> become, per temporal group, `<{seconds:.1f} seconds>`
+        <|vision_start|> [group placeholders] <|vision_end|> (the Qwen3-VL processor's layout;
+        seconds from `SSRConfig.video_fps`).
+        """
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         video_id = self.model_config.video_token_id
         if video_id not in ids:
             return ids
+        if video_grid_thw is None:
+            raise ValueError("a prompt with a video placeholder needs the video's grid")
         at = ids.index(video_id)
-        return ids[:at] + [video_id] * num_video_tokens + ids[at + 1 :]
+        if self.geometry.family != QWEN3_VL:
+            return ids[:at] + [video_id] * self.num_video_tokens(video_grid_thw) + ids[at + 1 :]
+        start_id, end_id = self.model_config.vision_start_token_id, self.model_config.vision_end_token_id
+        if at == 0 or at + 1 >= len(ids) or ids[at - 1] != start_id or ids[at + 1] != end_id:
+            raise ValueError("Qwen3-VL prompts need <|vision_start|><|video_pad|><|vision_end|>")
+        (grid,) = llm_grids(video_grid_thw, self.geometry.merge_size)
+        per_group = video_token_count((1, grid[1], grid[2]), self.ssr_config.layout)
+        span: list[int] = []
+        times = group_timestamps(grid[0], self.geometry.temporal_patch_size, self.ssr_config.video_fps)
+        for seconds in times:
+            stamp = self.tokenizer(f"<{seconds:.1f} seconds>", add_special_tokens=False)["input_ids"]
+            span += [*stamp, start_id, *([video_id] * per_group), end_id]
+        return ids[: at - 1] + span + ids[at + 2 :]
 
     def video_inputs(self, frames: np.ndarray) -> VideoInputs:
         cfg = self.ssr_config
@@ -157,12 +203,14 @@ class SSRInputBuilder:
         return video_token_count(grid, self.ssr_config.layout)
 
     def position_ids(self, input_ids: Tensor, video_grid_thw: Tensor) -> Tensor:
+        qwen3 = self.geometry.family == QWEN3_VL
         position_ids, _ = build_position_ids(
             input_ids,
             self.model_config.video_token_id,
             llm_grids(video_grid_thw, self.geometry.merge_size),
             self.ssr_config.layout,
-            temporal_stride(self.geometry, self.ssr_config.video_fps),
+            0.0 if qwen3 else temporal_stride(self.geometry, self.ssr_config.video_fps),
+            per_group=qwen3,
         )
         return position_ids
 
@@ -179,9 +227,7 @@ class SSRInputBuilder:
         full = self.tokenizer.apply_chat_template(chat, chat_template=self.chat_template, tokenize=False)
         if not full.startswith(prefix + suffix):
             raise ValueError("the chat template renders the assistant turn inconsistently with the prompt")
-        prompt_ids = self.tokenize(prefix, self.num_video_tokens(video.video_grid_thw)) + self.tokenize(
-            suffix
-        )
+        prompt_ids = self.tokenize(prefix, video.video_grid_thw) + self.tokenize(suffix)
         answer_ids = self.tokenize(full[len(prefix + suffix) :])
         input_ids = torch.tensor([prompt_ids + answer_ids])
         labels = torch.tensor([[IGNORE_INDEX] * len(prompt_ids) + answer_ids])

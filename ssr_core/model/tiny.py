@@ -1,4 +1,4 @@
-"""Tiny random Qwen2.5-VL / SSR models and a byte-level tokenizer, built offline (no downloads).
+"""Tiny random Qwen2.5-VL / Qwen3-VL / SSR models and a byte-level tokenizer, built offline (no downloads).
 
 For tests, benchmarks, the demo's `tiny_random` model kind and the tiny training configs: the
 real architecture at a few hundred thousand parameters, with Qwen's special tokens and chat
@@ -7,12 +7,19 @@ template so every text path is the production one.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import (
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+)
 
-from ssr_core.model.configuration_ssr import SSRConfig
+from ssr_core.model.configuration_ssr import QWEN2_5_VL, QWEN3_VL, SSRConfig
 from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 
@@ -104,6 +111,51 @@ def tiny_qwen2_5_vl_config() -> Qwen2_5_VLConfig:
     )
 
 
+def tiny_qwen3_vl_config() -> Qwen3VLConfig:
+    """A few-hundred-kB Qwen3-VL: ViT depth 2 / width 32 / 16-px patches (DeepStack at block 0),
+    LLM 2 layers / width 64 with interleaved M-RoPE; same tokens as the Qwen2.5-VL tiny model."""
+    return Qwen3VLConfig(
+        text_config={
+            "vocab_size": 272,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            "bos_token_id": None,
+            "eos_token_id": tiny_token_id("<|im_end|>"),
+            "pad_token_id": tiny_token_id("<|endoftext|>"),
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "patch_size": 16,
+            "num_position_embeddings": 16,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=tiny_token_id("<|image_pad|>"),
+        video_token_id=tiny_token_id("<|video_pad|>"),
+        vision_start_token_id=tiny_token_id("<|vision_start|>"),
+        vision_end_token_id=tiny_token_id("<|vision_end|>"),
+    )
+
+
+TINY_BASES = {QWEN2_5_VL: (Qwen2_5_VLForConditionalGeneration, tiny_qwen2_5_vl_config),
+              QWEN3_VL: (Qwen3VLForConditionalGeneration, tiny_qwen3_vl_config)}
+TINY_IMAGE_SIZE = {QWEN2_5_VL: (56, 56), QWEN3_VL: (64, 64)}  # one 2x2 merged grid per group, VGGT at 56x56
+
+
 TINY_VGGT_CONFIG: dict[str, Any] = {
     "embed_dim": 16,
     "depth": 2,
@@ -117,12 +169,18 @@ def build_tiny_ssr(
     variant: str = "3d",
     insertion: str = "interleaved",
     num_frames: int = 32,
-    image_size: tuple[int, int] = (56, 56),
+    image_size: tuple[int, int] | None = None,
     seed: int = 0,
+    family: str = QWEN2_5_VL,
 ) -> SSRForConditionalGeneration:
-    """Random tiny SSR (float32, eval mode) with a tiny random VGGT aggregator (layer 1 of 2)."""
+    """Random tiny SSR (float32, eval mode) with a tiny random VGGT aggregator (layer 1 of 2).
+
+    family: "qwen2_5_vl" or "qwen3_vl"; image_size defaults to `TINY_IMAGE_SIZE[family]`.
+    """
     torch.manual_seed(seed)
-    base = Qwen2_5_VLForConditionalGeneration(tiny_qwen2_5_vl_config()).eval()
+    model_class, make_config = TINY_BASES[family]
+    base = model_class(make_config()).eval()
+    image_size = image_size if image_size is not None else TINY_IMAGE_SIZE[family]
     ssr_config = SSRConfig(
         variant=variant,
         insertion=insertion,
@@ -137,3 +195,14 @@ def build_tiny_ssr(
         else None
     )
     return SSRForConditionalGeneration(base, ssr_config, vggt).eval()
+
+
+def save_tiny_base_model(directory: str | os.PathLike[str], seed: int = 0, family: str = QWEN2_5_VL) -> Path:
+    """A plain tiny random Qwen2.5-VL (or Qwen3-VL) instruct folder (config, weights, tokenizer; no
+    ssr_config.json), laid out like a downloaded base checkpoint: the "base" kind's stand-in in tests."""
+    torch.manual_seed(seed)
+    path = Path(directory)
+    model_class, make_config = TINY_BASES[family]
+    model_class(make_config()).save_pretrained(path)
+    build_tiny_tokenizer().save_pretrained(path)
+    return path

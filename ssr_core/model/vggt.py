@@ -3,7 +3,7 @@
 SSR-3D reads the patch tokens of one intermediate layer of the VGGT-1B aggregator (the
 alternating frame/global attention trunk; the camera/depth/point/track heads are not used).
 This module re-implements that trunk from the architecture facts recorded with the test
-fixtures (``/work/shared/fixtures/vggt/README.md``), with module and parameter names equal
+fixtures (``tests/fixtures/vggt/README.md``), with module and parameter names equal
 to the official state_dict keys without the ``aggregator.`` prefix, so that the released
 ``model.pt`` / ``model.safetensors`` loads strictly.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ssr_core.errors import InputError, weight_file_problem
 
 __all__ = [
     "DEFAULT_SPATIAL_LAYER",
@@ -105,8 +108,9 @@ class VGGTConfig:
         return self.embed_dim // self.num_heads
 
 
-class VGGTCheckpointError(ValueError):
-    """The checkpoint does not hold exactly the aggregator parameters the config asks for."""
+class VGGTCheckpointError(InputError):
+    """The checkpoint is unreadable, refused (not plain tensors), holds non-finite or non-real
+    values, or does not hold exactly the aggregator parameters the config asks for."""
 
 
 # --------------------------------------------------------------------------------------
@@ -545,17 +549,25 @@ def _resolve_checkpoint_file(path: Path) -> Path:
     return candidates[0]
 
 
-def _read_checkpoint(file: Path) -> dict[str, Tensor]:
-    if file.suffix == ".safetensors":
-        from safetensors import safe_open
+# What torch.load / safetensors raise on a truncated, corrupt or malicious file.
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+)
 
-        with safe_open(str(file), framework="pt") as f:  # read only the aggregator tensors
-            keys = [k for k in f.keys() if not k.startswith(HEAD_PREFIXES)]
-            return {k: f.get_tensor(k) for k in keys}
-    try:  # weights_only: never unpickle arbitrary objects; mmap: do not hold the 5 GB file twice
-        obj = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+
+def _read_checkpoint(file: Path, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """Every tensor of `file`; `VGGTCheckpointError` naming the file for anything unreadable or refused
+    (never torch's advice to retry with weights_only=False, which would run the file's code).
+
+    Floating tensors come back in `dtype`, converted one at a time (safetensors: as each is read;
+    a memory-mapped model.pt: after the checks), so no float32 copy of the whole file is held."""
+    from safetensors import SafetensorError
+
+    errors: tuple[type[BaseException], ...] = (*_READ_ERRORS, SafetensorError)
+    try:
+        obj = _load_file(file, dtype)
+    except errors as err:
+        raise VGGTCheckpointError(f"{file}: {weight_file_problem(err)}") from None
     if isinstance(obj, Mapping) and not any(isinstance(v, Tensor) for v in obj.values()):
         for wrapper in ("model", "state_dict"):
             if isinstance(obj.get(wrapper), Mapping):
@@ -566,7 +578,30 @@ def _read_checkpoint(file: Path) -> dict[str, Tensor]:
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
         raise VGGTCheckpointError(f"{file}: state_dict entries that are not tensors: {_format_list(bad)}")
-    return dict(obj)
+    unusable = [k for k, v in obj.items() if v.is_complex() or not (v.is_floating_point() or k.endswith("num_batches_tracked"))]
+    if unusable:
+        raise VGGTCheckpointError(f"{file}: entries that are not real floating-point tensors: {_format_list(unusable)}")
+    non_finite = [k for k, v in obj.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if non_finite:
+        raise VGGTCheckpointError(f"{file}: entries with NaN or infinite values: {_format_list(non_finite)}")
+    return {k: v if k.startswith(HEAD_PREFIXES) else _cast(v, dtype) for k, v in obj.items()}
+
+
+def _cast(tensor: Tensor, dtype: torch.dtype | None) -> Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+
+
+def _load_file(file: Path, dtype: torch.dtype | None = None) -> object:
+    if file.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(file), framework="pt") as f:  # read only the aggregator tensors
+            keys = [k for k in f.keys() if not k.startswith(HEAD_PREFIXES)]
+            return {k: _cast(f.get_tensor(k), dtype) for k in keys}
+    try:  # weights_only: never unpickle arbitrary objects; mmap: do not hold the 5 GB file twice
+        return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, OSError):  # legacy (non-zip) serialisation, or a truncated file, cannot be memory-mapped
+        return torch.load(file, map_location="cpu", weights_only=True)
 
 
 def check_aggregator_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
@@ -607,14 +642,20 @@ def load_vggt_aggregator(
     on every parameter (SSR uses VGGT as a frozen feature extractor), is in ``eval()`` mode and
     lives on ``device`` (default CPU) in ``dtype`` (default float32; the accelerator path of
     ``spatial_features`` then uses autocast).
+
+    Memory: the file is memory-mapped and each tensor is converted to ``dtype`` as it is read,
+    so the host never holds a float32 copy of a model loaded in bfloat16; a ``model.pt`` already
+    in ``dtype`` stays file-backed (the page cache), not copied.
     """
     config = config if config is not None else VGGTConfig()
-    state_dict = extract_aggregator_state_dict(_read_checkpoint(_resolve_checkpoint_file(Path(path))))
+    target = dtype if dtype is not None else torch.float32
+    raw = _read_checkpoint(_resolve_checkpoint_file(Path(path)), target)
+    state_dict = extract_aggregator_state_dict(raw)
     with torch.device("meta"):  # no 3.6 GB random init: parameters come from the checkpoint
         model = VGGTAggregator(config)
     check_aggregator_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True, assign=True)
-    model.to(device=device if device is not None else "cpu", dtype=dtype if dtype is not None else torch.float32)
+    model.to(device=device if device is not None else "cpu", dtype=target)
     model.requires_grad_(False)
     return model.eval()
 

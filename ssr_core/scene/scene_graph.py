@@ -47,6 +47,9 @@ ANCHOR_CANDIDATES = 8  # in-graph objects searched for a replacement anchor pair
 _KISSING_NEIGHBOURS = 13  # one more than the 3-D kissing number
 
 
+MAX_COORDINATE = 1e6  # metres; far beyond any room, far below where squares overflow
+
+
 def build_scene_graph(ids: Sequence[str], centers: ArrayLike, delta: float = 2.5) -> list[LocalCogMap]:
     """Triplets covering all objects: the seed first, then one triplet per added object.
 
@@ -59,8 +62,9 @@ def build_scene_graph(ids: Sequence[str], centers: ArrayLike, delta: float = 2.5
     c = np.asarray(centers, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] != 3 or c.shape[0] != len(names):
         raise ValueError(f"centers must be (N, 3) with N = len(ids) = {len(names)}, got shape {c.shape}")
-    if not np.all(np.isfinite(c)):
-        raise ValueError("centers must be finite")
+    if not np.all(np.isfinite(c)) or (c.size and np.abs(c).max() > MAX_COORDINATE):
+        # squared distances of larger coordinates overflow to inf and break the nearest-neighbour search
+        raise ValueError(f"centers must be finite and within +-{MAX_COORDINATE:g} m")
     if not all(isinstance(i, str) for i in names) or len(set(names)) != len(names):
         raise ValueError("ids must be unique strings")
     if not delta > 0:

@@ -9,43 +9,28 @@ slow CPU shows up as dropped frames, never as a stalled executor.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ssr_ros.inputs.worker_thread import WorkerThread
+
 DEFAULT_DEPTH = 4
 TIMING_SAMPLES = 2000
 
 
-class FrameIngest:
+class FrameIngest(WorkerThread):
     def __init__(self, process: Callable[[Any], None], depth: int = DEFAULT_DEPTH,
                  on_error: Callable[[BaseException], None] | None = None):
+        super().__init__("ssr-ingest")
         self._process = process  # decode + buffer one queued item (runs on this thread)
         self._on_error = on_error
         self._queue: deque[Any] = deque()
         self.depth = depth
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread: threading.Thread | None = None
         self.dropped = 0  # queued items replaced by newer ones before being processed
         self.processed = 0
         self.durations_s: deque[float] = deque(maxlen=TIMING_SAMPLES)
-
-    def start(self) -> None:
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="ssr-ingest", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        with self._cond:
-            self._stop = True
-            self._queue.clear()
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
     def put(self, item: Any) -> None:
         """O(1); never blocks on decoding."""
@@ -56,19 +41,23 @@ class FrameIngest:
             self._queue.append(item)
             self._cond.notify()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stop and not self._queue:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                item = self._queue.popleft()
-            t0 = time.perf_counter()
-            try:
-                self._process(item)
-            except Exception as exc:  # one bad frame must not end ingestion
-                if self._on_error is not None:
-                    self._on_error(exc)
-            self.durations_s.append(time.perf_counter() - t0)
-            self.processed += 1
+    def _has_work(self) -> bool:
+        return bool(self._queue)
+
+    def _take(self) -> Any:
+        return self._queue.popleft()
+
+    def _drop_pending(self) -> None:
+        self._queue.clear()
+
+    def _run_item(self, item: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._process(item)
+        except Exception as exc:  # one bad frame must not end ingestion
+            if self._on_error is not None:
+                self._on_error(exc)
+        self.durations_s.append(time.perf_counter() - t0)
+
+    def _finish(self, item: Any) -> None:
+        self.processed += 1

@@ -35,6 +35,12 @@ class Window:
     def first_stamp_ns(self) -> int:
         return self.stamps_ns[0]
 
+    def starting_at(self, index: int) -> Window:
+        """The window without its first `index` frames (their camera pose was not known)."""
+        if index == 0:
+            return self
+        return Window(self.frames[index:], self.stamps_ns[index:], self.frame_id, self.candidates)
+
 
 @dataclass(frozen=True)
 class TooFewFrames:

@@ -25,6 +25,14 @@ def ns_from_stamp(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def ns_from_seconds(seconds: float) -> int:
+    """The object map keeps stamps as float seconds, exact to about 0.25 us at today's epoch:
+    rounded to the microsecond, stamps that were whole microseconds come back exactly."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return 0
+    return int(round(seconds * 1e6)) * 1000
+
+
 def header(frame_id: str, stamp_ns: int) -> Header:
     return Header(frame_id=frame_id, stamp=stamp_from_ns(stamp_ns))
 
@@ -37,13 +45,20 @@ def box_msg(obj) -> BoundingBox7DoF:
     )
 
 
-def detections_msg(perception, hdr: Header, num_frames: int, latency_s: float) -> Detections7DoF:
+def detections_msg(perception, hdr: Header, num_frames: int, latency_s: float, pose_source: str = "",
+                   frames_without_pose: int = 0, pose_note: str = "",
+                   map_ids: Sequence[str] = ()) -> Detections7DoF:
+    """`map_ids`: the persistent map id of each box, empty when the window was not integrated."""
     return Detections7DoF(
         header=hdr,
         window_id=int(perception.window_id),
         boxes=[box_msg(o) for o in perception.objects],
         num_frames=int(num_frames),
         latency=float(latency_s),
+        pose_source=pose_source,
+        frames_without_pose=int(frames_without_pose),
+        pose_note=pose_note,
+        map_ids=list(map_ids),
     )
 
 
@@ -51,11 +66,25 @@ def _cell(cell) -> list[int]:
     return [int(cell[0]), int(cell[1])]
 
 
+def triplet_msgs(triplets, residuals, inconsistent) -> list[LocalCogMapMsg]:
+    """Triplets in generation order; `inconsistent` holds the indices flagged against the layout."""
+    flagged = set(int(i) for i in inconsistent)
+    return [
+        LocalCogMapMsg(
+            anchor1=t.anchor1, anchor2=t.anchor2, target=t.target,
+            anchor1_cell=_cell(t.anchor1_cell), anchor2_cell=_cell(t.anchor2_cell),
+            target_cell=_cell(t.target_cell), clipped=bool(t.clipped),
+            inconsistent=i in flagged,
+            residual=float(residuals[i]) if i < len(residuals) else float("nan"),
+        )
+        for i, t in enumerate(triplets)
+    ]
+
+
 def scene_graph_msg(perception, hdr: Header) -> SceneGraph:
     """Objects the layout did not place (in no triplet) keep their box centre as layout position."""
     positions = perception.layout.positions if perception.layout is not None else {}
     residuals = perception.layout.residuals if perception.layout is not None else ()
-    inconsistent = set(int(i) for i in perception.inconsistent)
     ids, labels, xs, ys = [], [], [], []
     for o in perception.objects:
         xy = positions.get(o.instance_id, np.asarray(o.box7)[:2])
@@ -63,25 +92,15 @@ def scene_graph_msg(perception, hdr: Header) -> SceneGraph:
         labels.append(o.label)
         xs.append(float(xy[0]))
         ys.append(float(xy[1]))
-    triplets = [
-        LocalCogMapMsg(
-            anchor1=t.anchor1, anchor2=t.anchor2, target=t.target,
-            anchor1_cell=_cell(t.anchor1_cell), anchor2_cell=_cell(t.anchor2_cell),
-            target_cell=_cell(t.target_cell), clipped=bool(t.clipped),
-            inconsistent=i in inconsistent,
-            residual=float(residuals[i]) if i < len(residuals) else float("nan"),
-        )
-        for i, t in enumerate(perception.triplets)
-    ]
     return SceneGraph(
         header=hdr, window_id=int(perception.window_id), instance_ids=ids, labels=labels,
-        layout_x=xs, layout_y=ys, triplets=triplets,
+        layout_x=xs, layout_y=ys, triplets=triplet_msgs(perception.triplets, residuals, perception.inconsistent),
     )
 
 
 def fill_ask_response(resp, answer, options: Sequence[str], window_id: int, latency_s: float):
-    """Copy a SpatialAnswer into an AskSpatial response (for a choice its `value` is the letter, so
-    only open questions carry a numeric value)."""
+    """Copy a SpatialAnswer (or a map's MapAnswer) into an AskSpatial response (for a choice its
+    `value` is the letter, so only open questions carry a numeric value)."""
     resp.success = bool(answer.success)
     resp.answer = str(answer.answer or "")
     resp.error = "" if answer.success else str(answer.error or "the model's answer could not be parsed")
@@ -92,6 +111,7 @@ def fill_ask_response(resp, answer, options: Sequence[str], window_id: int, late
     resp.value = float(value) if resp.has_value else float("nan")
     resp.window_id = int(window_id)
     resp.latency = float(latency_s)
+    resp.object_ids = [str(i) for i in getattr(answer, "object_ids", ())] if answer.success else []
     return resp
 
 
@@ -104,4 +124,5 @@ def fail_ask_response(resp, error: str, window_id: int = 0, latency_s: float = 0
     resp.has_value = False
     resp.window_id = int(window_id)
     resp.latency = float(latency_s)
+    resp.object_ids = []
     return resp
