@@ -96,6 +96,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--bag", action="store_true", help="also write recording/ (rosbag2 MCAP)")
+    p.add_argument("--segmentation", action="store_true", help="also write seg/ (uint8 object index + 1 per pixel)")
 
     convert = add_group(subparsers, "convert", "convert a real dataset scene into the internal scene format")
     p = add_command(convert, "scannet", _convert_scannet, "convert one ScanNet v2 scan")
