@@ -92,6 +92,6 @@ $PY -m training.report_small table --data "$RUN/samples_heldout/eval.jsonl" --ou
   --model "blind=$RUN/predictions/blind.jsonl" --model "SSR-2D=$RUN/predictions/ssr2d.jsonl" \
   --model "SSR-3D=$RUN/predictions/ssr3d.jsonl" \
   --model "SSR-3D random agg.=$RUN/predictions/ssr3d_random_aggregator.jsonl" \
-  --curve "stage 1=$RUN/stage1/train_log.jsonl" --curve "stage 2=$RUN/stage2/train_log.jsonl" \
-  --curve "stage 2 random agg.=$RUN/stage2_random_aggregator/train_log.jsonl" --curve "blind=$RUN/blind/train_log.jsonl" \
-  --compare "SSR-3D:blind" --compare "SSR-3D:SSR-2D" --compare "SSR-3D:SSR-3D random agg."
+  --curve "stage 1=$RUN/stage1/train_log.jsonl" --curve "stage 2=$RUN/stage2/train_log.jsonl@300" \
+  --curve "stage 2 random agg.=$RUN/stage2_random_aggregator/train_log.jsonl@300" --curve "blind=$RUN/blind/train_log.jsonl" \
+  --compare "SSR-3D:blind" --compare "SSR-3D:frequency" --compare "SSR-3D:SSR-2D" --compare "SSR-3D:SSR-3D random agg."

@@ -5,7 +5,9 @@
     python -m training.report_small table --data HELDOUT/eval.jsonl --model "SSR-3D=preds/ssr3d.jsonl" \\
         --model "blind=preds/blind.jsonl" ... --curve "stage 1=RUN1/train_log.jsonl" ... --out results/
 
-`table` scores every model's raw predictions with `ssr_core.metrics` on the same questions, adds
+`table` scores every model's raw predictions on the same questions (VSI-Bench questions by the
+released VSI-Bench rules, `ssr_core.evaluation.vsibench.official_score`; grounding and cognitive
+maps by `ssr_core.evaluation.metrics`), adds
 the VSI-Bench "chance (frequency)" baseline (per question type the most frequent ground-truth
 answer of the evaluated questions; for numerical questions, whose answers hardly repeat, the
 most frequent value after rounding to the answer's unit: whole counts, centimetres, 0.1 m, 1 m^2),
@@ -30,9 +32,9 @@ from ssr_core.evaluation.metrics import (
     VSIBENCH_TASKS,
     evaluate_cogmap,
     evaluate_grounding,
-    score_vsibench,
     task_of,
 )
+from ssr_core.evaluation.vsibench import official_score
 from ssr_core.language.parsers import NUMERIC_QUESTION_TYPES
 
 FREQUENCY = "frequency"
@@ -98,7 +100,7 @@ def per_question(samples: Sequence[EvalSample], predictions: dict[str, str]) -> 
     for s in samples:
         text = predictions.get(s.id, "")
         if s.task == TASK_VSIBENCH:
-            score, parsed = score_vsibench(s.ground_truth, text)
+            score, parsed = official_score(s.ground_truth, text)
             rows[s.id] = {"score": score, "parsed": parsed}
         elif s.task == TASK_COGMAP:
             report = evaluate_cogmap([text], [s.ground_truth])
@@ -280,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("table", help="score predictions, bootstrap differences, chart")
     p.add_argument("--data", required=True, help="the evaluated QA JSONL")
     p.add_argument("--model", action="append", default=[], help="NAME=predictions.jsonl (ssr eval run --out)")
-    p.add_argument("--curve", action="append", default=[], help="NAME=train_log.jsonl")
+    p.add_argument("--curve", action="append", default=[], help="NAME=train_log.jsonl[@first step]")
     p.add_argument("--compare", action="append", default=[], help="A:B, a difference to bootstrap (model names)")
     p.add_argument("--out", required=True, help="folder for results.json, results.md, results.png")
     args = parser.parse_args(argv)
@@ -303,7 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for pair in args.compare:
         a, _, b = pair.partition(":")
         diffs[f"{a} − {b}"] = bootstrap_differences(samples, values[a], values[b])
-    curves = {name: [json.loads(line) for line in open(path)] for name, path in _pairs(args.curve, "--curve").items()}
+    curves = {}
+    for name, spec in _pairs(args.curve, "--curve").items():
+        path, _, offset = spec.partition("@")  # PATH@N: the run continues another one at step N
+        curves[name] = [{**row, "step": row["step"] + int(offset or 0)} for row in map(json.loads, open(path))]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     counts = dict(Counter(f"{s.task}" if s.task != TASK_GROUNDING else DETECT_ALL for s in samples))
