@@ -91,9 +91,10 @@ def test_replayed_recording_matches_ground_truth_through_tf(tmp_path):
             assert sum(m.type == Marker.LINE_LIST for m in array.markers) == 1
         assert checked >= 6
 
+        latest = detections[-1].window_id  # the replay goes on: a later window may finish during the call
         answer = probe.call(AskSpatial, "/ssr_node/ask", AskSpatial.Request(question="How many chair(s) are in this room?"))
         assert answer.success, answer.error
-        assert answer.window_id == detections[-1].window_id and answer.answer
+        assert answer.window_id >= latest and answer.answer
 
         stats = probe.wait_stats(lambda s: s.get("windows_processed") == str(len(detections)), 5, "diagnostics lag")
         assert stats["pose_source"] == ("tf" if importlib.util.find_spec("tf2_ros") else "camera_pose")
