@@ -143,3 +143,18 @@ def test_report_scores_and_frequency_baseline(tmp_path):
     assert aggregate(samples, perfect)["vsi_overall"] == 1.0
     diffs = bootstrap_differences(samples, perfect, per_question(samples, freq), draws=50)
     assert diffs["vsi_overall"]["difference"] > 0 and diffs["vsi_overall"]["ci95"][0] >= 0
+
+
+def test_sample_mean_loss_weighs_every_sample_equally():
+    from training.train import sample_mean_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 7, requires_grad=True)
+    labels = torch.tensor([[-100, -100, 1, 2, 3, 4], [-100, -100, -100, -100, 5, -100]])
+    per_sample = [
+        torch.nn.functional.cross_entropy(logits[b, :-1], labels[b, 1:], ignore_index=-100) for b in range(2)
+    ]
+    loss = sample_mean_loss(logits, labels)
+    assert torch.isclose(loss, (per_sample[0] + per_sample[1]) / 2)
+    loss.backward()
+    assert logits.grad is not None

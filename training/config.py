@@ -25,6 +25,7 @@ from ssr_core.errors import InputError
 TRAINABLE_GROUPS = ("branch_3d", "merger", "vision", "language")
 MIXED_PRECISION = ("auto", "bf16", "no")
 LOAD_DTYPES = ("auto", "bfloat16", "float32")
+LOSS_REDUCTIONS = ("token_mean", "sample_mean")
 TINY_BASE_NAMES = ("tiny", "tiny_qwen3_vl")  # model.base values naming a random tiny model, not a folder
 DEVICES = ("auto", "cpu", "cuda", "npu")
 
@@ -92,6 +93,9 @@ class OptimSection:
     `lr` maps group names (`TRAINABLE_GROUPS`) to learning rates. VGGT is never trainable.
     Warm-up is `warmup_steps` if given, else `warmup_ratio` of the total optimiser steps; the
     schedule is transformers' cosine-with-warm-up (decays to 0 at the last step).
+    `loss`: "token_mean" (the base model's loss: mean over the batch's answer tokens, so a long
+    answer weighs as much as many short ones) or "sample_mean" (mean over each sample's answer
+    tokens, then over samples: a one-token VSI answer weighs as much as a detect-all list).
     """
 
     lr: dict[str, float] = field(default_factory=dict)
@@ -101,6 +105,7 @@ class OptimSection:
     warmup_steps: int | None = None
     warmup_ratio: float = 0.03
     max_grad_norm: float | None = 1.0
+    loss: str = "token_mean"
 
 
 @dataclass
@@ -212,6 +217,8 @@ class TrainConfig:
             raise ConfigError(f"optim.max_grad_norm must be > 0 (or null for no clipping), got {o.max_grad_norm}")
         if (o.warmup_steps is not None and o.warmup_steps < 0) or not 0.0 <= o.warmup_ratio < 1.0:
             raise ConfigError("warmup_steps must be >= 0 and warmup_ratio in [0, 1)")
+        if o.loss not in LOSS_REDUCTIONS:
+            raise ConfigError(f"optim.loss must be one of {LOSS_REDUCTIONS}, got {o.loss!r}")
         if t.epochs < 1 or (t.max_steps is not None and t.max_steps < 1):
             raise ConfigError("train.epochs and train.max_steps must be >= 1")
         if t.batch_size < 1 or t.grad_accum < 1 or t.num_workers < 0:

@@ -362,6 +362,19 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: [t.to(device) for t in v] if isinstance(v, list) else v.to(device) for k, v in batch.items()}
 
 
+def sample_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy averaged over each sample's answer tokens, then over samples.
+
+    logits [B, L, V], labels [B, L] (IGNORE_INDEX outside the answers), shifted as the base model does.
+    """
+    shifted = labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), shifted, ignore_index=IGNORE_INDEX, reduction="none"
+    )  # [B, L-1]
+    counts = (shifted != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+    return (per_token.sum(dim=1) / counts).mean()
+
+
 @torch.no_grad()
 def evaluate_loss(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> float:
     """Answer-token loss over a loader, weighted by answer tokens, averaged over processes."""
@@ -499,7 +512,8 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 ids = batch.pop("sample_ids")
                 batch = _to_device(batch, accelerator.device)
                 with accelerator.accumulate(model):
-                    loss = model(**batch).loss
+                    output = model(**batch)
+                    loss = output.loss if cfg.optim.loss == "token_mean" else sample_mean_loss(output.logits, batch["labels"])
                     micro_loss = loss.item()
                     check_finite("loss", micro_loss, state.global_step)
                     accelerator.backward(loss)
