@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from full_size import qwen2_5_vl_config  # a sibling module: bench/ is on sys.path
+from transformers import Qwen2_5_VLForConditionalGeneration
 
 from ssr_core.inference.devices import (
     peak_memory_bytes,
@@ -32,7 +33,7 @@ from ssr_core.inference.devices import (
 from ssr_core.inference.generation import EncodedWindow, Prompt, SSRGenerator
 from ssr_core.model.configuration_ssr import SSRConfig
 from ssr_core.model.modeling_ssr import SSRForConditionalGeneration
-from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer, tiny_token_id
+from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig
 
 SYSTEM = (
@@ -53,44 +54,6 @@ def queries(n: int = 20) -> list[Prompt]:
     return out
 
 
-def full_qwen2_5_vl_7b_config() -> Qwen2_5_VLConfig:
-    """Qwen2.5-VL-7B-Instruct sizes; special token ids of the tiny byte tokenizer (random weights anyway)."""
-    return Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": 152064,
-            "hidden_size": 3584,
-            "intermediate_size": 18944,
-            "num_hidden_layers": 28,
-            "num_attention_heads": 28,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": 128000,
-            "rms_norm_eps": 1e-6,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 1000000.0,
-                "mrope_section": [16, 24, 24],
-            },
-            "bos_token_id": None,
-            "eos_token_id": tiny_token_id("<|im_end|>"),
-            "pad_token_id": tiny_token_id("<|endoftext|>"),
-        },
-        vision_config={
-            "depth": 32,
-            "hidden_size": 1280,
-            "intermediate_size": 3420,
-            "num_heads": 16,
-            "out_hidden_size": 3584,
-            "window_size": 112,
-            "fullatt_block_indexes": [7, 15, 23, 31],
-            "tokens_per_second": 2,
-        },
-        image_token_id=tiny_token_id("<|image_pad|>"),
-        video_token_id=tiny_token_id("<|video_pad|>"),
-        vision_start_token_id=tiny_token_id("<|vision_start|>"),
-        vision_end_token_id=tiny_token_id("<|vision_end|>"),
-    )
-
-
 def build_full_ssr(
     device: torch.device, dtype: torch.dtype, image_size: tuple[int, int]
 ) -> SSRForConditionalGeneration:
@@ -99,7 +62,7 @@ def build_full_ssr(
     torch.set_default_dtype(dtype)
     try:
         with device:
-            base = Qwen2_5_VLForConditionalGeneration(full_qwen2_5_vl_7b_config()).eval()
+            base = Qwen2_5_VLForConditionalGeneration(qwen2_5_vl_config("7b")).eval()
     finally:
         torch.set_default_dtype(previous)
     with device:
