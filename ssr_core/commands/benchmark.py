@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ssr_core.commands.common import CliError
+from ssr_core.commands.common import CliError, add_model_arguments
 from ssr_core.commands.evaluate import load_checkpoint_generator
 from ssr_core.evaluation.benchmark import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -99,11 +99,7 @@ def add_vsibench_run_command(subparsers: Any, make_generator: GeneratorFactory =
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True,
-                        help="model directory: an SSR checkpoint, or with --model-kind base a downloaded base model")
-    parser.add_argument("--model-kind", default="ssr", choices=("ssr", "base"),
-                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL / Qwen3-VL instruct folder, run "
-                             "zero-shot with the SSR-2D prompts (default %(default)s)")
+    add_model_arguments(parser)
     parser.add_argument("--questions", required=True,
                         help="question rows: test.jsonl, test-00000-of-00001.parquet or test_debiased.parquet")
     parser.add_argument("--videos", required=True, help="folder holding <dataset>/<scene_name>.mp4")
@@ -113,8 +109,6 @@ def add_vsibench_run_command(subparsers: Any, make_generator: GeneratorFactory =
                         help="VSI-Bench-Debiased: keep the rows whose 'pruned' field is false")
     parser.add_argument("--lenient", action="store_true",
                         help="add a row scored with the project's lenient parser (not comparable with papers)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
-    parser.add_argument("--vggt-path", help="VGGT aggregator weights for SSR-3D (default: from the checkpoint)")
     parser.add_argument("--num-frames", type=int, default=DEFAULT_NUM_FRAMES,
                         help="frames sampled uniformly per video (default %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,

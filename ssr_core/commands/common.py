@@ -41,3 +41,14 @@ def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     a closed stdout pipe a quiet exit; anything else is a bug and keeps its traceback."""
     args = parser.parse_args(argv)
     return run_entry_point(args.prog, lambda: args.func(args))
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The model arguments `ssr_core.commands.evaluate.load_checkpoint_generator` reads (besides each command's own --batch-size)."""
+    parser.add_argument("--checkpoint", required=required,
+                        help="model directory: an SSR checkpoint, or with --model-kind base a downloaded base model")
+    parser.add_argument("--model-kind", default="ssr", choices=("ssr", "base"),
+                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL / Qwen3-VL instruct folder, run zero-shot "
+                             "with the SSR-2D prompts (default %(default)s)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
+    parser.add_argument("--vggt-path", help="VGGT aggregator weights for SSR-3D (default: from the checkpoint)")

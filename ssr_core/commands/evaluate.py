@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ssr_core.commands.common import add_model_arguments
 from ssr_core.errors import InputError, one_line, run_entry_point, weight_file_problem
 from ssr_core.evaluation.evaluate import (
     DEFAULT_NUM_FRAMES,
@@ -98,16 +99,10 @@ def add_eval_run_command(subparsers: Any, make_generator: GeneratorFactory = loa
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True,
-                        help="model directory: an SSR checkpoint, or with --model-kind base a downloaded base model")
-    parser.add_argument("--model-kind", default="ssr", choices=("ssr", "base"),
-                        help="ssr = trained SSR checkpoint; base = plain Qwen2.5-VL / Qwen3-VL instruct folder, run zero-shot "
-                             "with the SSR-2D prompts (default %(default)s)")
+    add_model_arguments(parser)
     parser.add_argument("--data", required=True, help="QA JSONL (training samples or VSI-Bench-style rows)")
     parser.add_argument("--out", help="write predictions JSONL ({id, prediction} per line) here")
     parser.add_argument("--root", help="folder frame paths are relative to (default: the QA file's folder)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
-    parser.add_argument("--vggt-path", help="VGGT aggregator weights for SSR-3D (default: from the checkpoint)")
     parser.add_argument("--limit", type=int, help="only the first N samples")
     parser.add_argument("--num-frames", type=int, default=DEFAULT_NUM_FRAMES,
                         help="frames taken from a `video` folder or file (default %(default)s)")

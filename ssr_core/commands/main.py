@@ -24,6 +24,7 @@ import numpy as np
 from ssr_core.commands.benchmark import add_vsibench_run_command
 from ssr_core.commands.common import Builder, CliError, Subparsers, add_command, add_group, run_parser
 from ssr_core.commands.data import add_data_commands
+from ssr_core.commands.evaluate import add_eval_run_command
 from ssr_core.commands.map import add_map_eval_command
 from ssr_core.data.sample_format import read_jsonl
 
@@ -212,13 +213,6 @@ def add_vsibench_command(subparsers: Subparsers) -> None:
 
 
 # ---------------------------------------------------------------------------- command lists
-
-
-def add_eval_run_command(subparsers: Subparsers) -> None:
-    # Imported when the parser is built: torch-free but scipy-heavy, kept out of `import ssr_core.commands.main`.
-    from ssr_core.commands.evaluate import add_eval_run_command as build
-
-    build(subparsers)
 
 
 # `ssr eval ...` subcommands.

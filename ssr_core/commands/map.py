@@ -2,7 +2,7 @@
 
 Per-window detections come from the ground truth with injected errors at the stated rates
 (default: 0.15 m centre noise per axis, 10 % size, 0.2 rad yaw, 10 % misses, 5 % false positives,
-2 % label flips), or from a trained checkpoint (`--checkpoint`, the walk is rendered). Prints map
+2 % label flips), or from a model (`--checkpoint`, loaded as by `ssr eval run`; the walk is rendered). Prints map
 precision/recall (3D IoU >= 0.25, label-aware), duplicate rate, id switches and the map's median
 centre error beside the single-window error of the same detections; `--png` draws the map.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ssr_core.commands.common import CliError, Subparsers, add_command
+from ssr_core.commands.common import CliError, Subparsers, add_command, add_model_arguments
 
 
 def _rate(text: str) -> float:
@@ -44,14 +44,10 @@ def _run(args: argparse.Namespace) -> int:
                            args.false_positive_rate, args.label_flip_rate)
     detector = None
     if args.checkpoint:
-        from ssr_core.inference.generation import SSRGenerator
+        from ssr_core.commands.evaluate import load_checkpoint_generator
         from ssr_core.inference.reasoner import SceneReasoner
 
-        try:
-            generator = SSRGenerator.from_checkpoint(args.checkpoint, device=args.device)
-        except (OSError, ValueError, KeyError) as exc:
-            raise CliError(f"cannot load checkpoint {args.checkpoint}: {type(exc).__name__}: {exc}") from None
-        detector = reasoner_detector(SceneReasoner(generator))
+        detector = reasoner_detector(SceneReasoner(load_checkpoint_generator(args)))
     result = evaluate_walk(seed=args.seed, noise=noise, detector=detector)
     print(format_map_evaluation(result))
     if args.png:
@@ -64,8 +60,8 @@ def add_map_eval_command(subparsers: Subparsers) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--seed", type=int, default=0, help="walk and noise seed (default %(default)s)")
-    parser.add_argument("--checkpoint", help="detect with this SSR checkpoint on the rendered walk instead of noisy ground truth")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
+    add_model_arguments(parser, required=False)  # with --checkpoint: detect with it on the rendered walk
+    parser.set_defaults(batch_size=16)  # prompts decoded together by load_checkpoint_generator
     parser.add_argument("--center-noise", type=_non_negative, default=0.15, help="m, per axis")
     parser.add_argument("--size-noise", type=_non_negative, default=0.10, help="relative")
     parser.add_argument("--yaw-noise", type=_non_negative, default=0.2, help="rad")
