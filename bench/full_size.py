@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import Qwen2_5_VLConfig
 
-from ssr_core.model.tiny import tiny_token_id
+from ssr_core.model.tiny import tiny_token_id, vision_token_ids
 
 # Published Qwen2.5-VL-*-Instruct text sizes (config.json of the Hugging Face releases).
 QWEN2_5_VL_TEXT = {
@@ -48,10 +48,7 @@ def qwen2_5_vl_config(size: str) -> Qwen2_5_VLConfig:
             "tokens_per_second": 2,
         },
         tie_word_embeddings=bool(text["tie_word_embeddings"]),
-        image_token_id=tiny_token_id("<|image_pad|>"),
-        video_token_id=tiny_token_id("<|video_pad|>"),
-        vision_start_token_id=tiny_token_id("<|vision_start|>"),
-        vision_end_token_id=tiny_token_id("<|vision_end|>"),
+        **vision_token_ids(tiny_token_id),
     )
 
 

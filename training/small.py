@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from ssr_core.model.tiny import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE
+from ssr_core.model.tiny import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE, vision_token_ids
 
 #: Aggregator of the small SSR-3D: same modules as VGGT-1B, 4 frame/global block pairs of width 128.
 SMALL_VGGT_CONFIG: dict[str, Any] = {
@@ -113,10 +113,7 @@ def small_qwen2_5_vl_config(tokenizer: PreTrainedTokenizerFast | None = None) ->
             "window_size": 56,
             "tokens_per_second": 2,
         },
-        image_token_id=token("<|image_pad|>"),
-        video_token_id=token("<|video_pad|>"),
-        vision_start_token_id=token("<|vision_start|>"),
-        vision_end_token_id=token("<|vision_end|>"),
+        **vision_token_ids(token),
         tie_word_embeddings=True,
     )
 

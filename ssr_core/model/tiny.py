@@ -8,8 +8,9 @@ template so every text path is the production one.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from transformers import (
@@ -58,6 +59,23 @@ def tiny_token_id(token: str) -> int:
     return TINY_BYTE_VOCAB + QWEN_SPECIAL_TOKENS.index(token)
 
 
+class VisionTokenIds(TypedDict):
+    image_token_id: int
+    video_token_id: int
+    vision_start_token_id: int
+    vision_end_token_id: int
+
+
+def vision_token_ids(token_id: Callable[[str], int]) -> VisionTokenIds:
+    """The Qwen-VL config's vision special-token ids, from a tokenizer's token -> id lookup."""
+    return {
+        "image_token_id": token_id("<|image_pad|>"),
+        "video_token_id": token_id("<|video_pad|>"),
+        "vision_start_token_id": token_id("<|vision_start|>"),
+        "vision_end_token_id": token_id("<|vision_end|>"),
+    }
+
+
 def build_tiny_tokenizer():
     """Byte-level BPE (no merges) over the 256 bytes plus Qwen's special tokens, with the chat template.
 
@@ -104,10 +122,7 @@ def tiny_qwen2_5_vl_config() -> Qwen2_5_VLConfig:
             "window_size": 56,
             "tokens_per_second": 2,
         },
-        image_token_id=tiny_token_id("<|image_pad|>"),
-        video_token_id=tiny_token_id("<|video_pad|>"),
-        vision_start_token_id=tiny_token_id("<|vision_start|>"),
-        vision_end_token_id=tiny_token_id("<|vision_end|>"),
+        **vision_token_ids(tiny_token_id),
     )
 
 
@@ -144,10 +159,7 @@ def tiny_qwen3_vl_config() -> Qwen3VLConfig:
             "num_position_embeddings": 16,
             "deepstack_visual_indexes": [0],
         },
-        image_token_id=tiny_token_id("<|image_pad|>"),
-        video_token_id=tiny_token_id("<|video_pad|>"),
-        vision_start_token_id=tiny_token_id("<|vision_start|>"),
-        vision_end_token_id=tiny_token_id("<|vision_end|>"),
+        **vision_token_ids(tiny_token_id),
     )
 
 
