@@ -26,7 +26,7 @@ from ssr_core.commands.common import Builder, CliError, Subparsers, add_command,
 from ssr_core.commands.data import add_data_commands
 from ssr_core.commands.evaluate import add_eval_run_command
 from ssr_core.commands.map import add_map_eval_command
-from ssr_core.data.sample_format import read_jsonl
+from ssr_core.data.sample_format import read_jsonl, read_records
 
 if TYPE_CHECKING:
     from ssr_core.evaluation.metrics import VSIBenchQuestion
@@ -138,21 +138,12 @@ def _vsibench_questions(path: str) -> list[VSIBenchQuestion]:
     from ssr_core.evaluation.metrics import VSIBenchQuestion
     from ssr_core.evaluation.vsibench import check_official
 
-    questions: list[VSIBenchQuestion] = []
-    seen: set[str] = set()
-    for number, row in read_jsonl(path):
-        try:
-            question = VSIBenchQuestion.from_json(row)
-            check_official(question)
-        except ValueError as err:
-            raise CliError(f"{path} line {number}: {err}") from None
-        if question.id in seen:
-            raise CliError(f"{path} line {number}: duplicate id {question.id!r}")
-        seen.add(question.id)
-        questions.append(question)
-    if not questions:
-        raise CliError(f"{path} holds no questions")
-    return questions
+    def question(row: dict[str, Any]) -> VSIBenchQuestion:
+        parsed = VSIBenchQuestion.from_json(row)
+        check_official(parsed)
+        return parsed
+
+    return read_records(path, question, lambda q: q.id, "questions", CliError)
 
 
 def _predictions(path: str, known_ids: set[str], gt_path: str) -> dict[str, str]:

@@ -20,9 +20,9 @@ Frames are loaded by `load_frames` only: images of any size PIL reads, or one vi
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,8 @@ TASKS = ("cogmap", "grounding", "vsibench")
 TRAINING_KEYS = ("id", "frames", "messages", "answer")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+T = TypeVar("T")
 
 
 class SampleFormatError(InputError):
@@ -83,30 +85,52 @@ def check_frame_list(value: Any) -> list[str]:
     return list(value)
 
 
-def read_training_samples(path: str | Path) -> list[dict[str, Any]]:
-    """Every sample of a file, checked for what training needs; ids unique (runs log and compare them)."""
-    samples: list[dict[str, Any]] = []
+def read_records(
+    path: str | Path,
+    parse: Callable[[dict[str, Any]], T],
+    record_id: Callable[[T], str],
+    what: str,
+    error: type[InputError] = SampleFormatError,
+    limit: int | None = None,
+) -> list[T]:
+    """`parse` of every row (the first `limit`), ids unique, at least one; each bad row is `error`
+    naming the file and line. The one row loop of every sample and question file."""
+    records: list[T] = []
     seen: set[str] = set()
     for number, row in read_jsonl(path):
+        if limit is not None and len(records) >= limit:
+            break
         where = f"{path} line {number}"
-        missing = [k for k in TRAINING_KEYS if k not in row]
-        if missing:
-            raise SampleFormatError(f"{where}: missing keys {missing}")
         try:
-            sid = sample_id(row)
-            check_frame_list(row["frames"])
-            check_messages(row["messages"])
-            if not isinstance(row["answer"], str) or not row["answer"]:
-                raise ValueError("'answer' must be a non-empty string")
-        except ValueError as err:
-            raise SampleFormatError(f"{where}: {err}") from None
-        if sid in seen:
-            raise SampleFormatError(f"{where}: duplicate sample id {sid!r}")
-        seen.add(sid)
-        samples.append(row)
-    if not samples:
-        raise SampleFormatError(f"{path}: no samples")
-    return samples
+            record = parse(row)
+        except (ValueError, TypeError, KeyError, OverflowError) as err:
+            raise error(f"{where}: {err}") from None
+        rid = record_id(record)
+        if rid in seen:
+            raise error(f"{where}: duplicate id {rid!r}")
+        seen.add(rid)
+        records.append(record)
+    if not records:
+        raise error(f"{path} holds no {what}")
+    return records
+
+
+def check_training_sample(row: dict[str, Any]) -> dict[str, Any]:
+    """The row itself when it holds what training needs; `ValueError` saying what is missing."""
+    missing = [k for k in TRAINING_KEYS if k not in row]
+    if missing:
+        raise ValueError(f"missing keys {missing}")
+    sample_id(row)
+    check_frame_list(row["frames"])
+    check_messages(row["messages"])
+    if not isinstance(row["answer"], str) or not row["answer"]:
+        raise ValueError("'answer' must be a non-empty string")
+    return row
+
+
+def read_training_samples(path: str | Path) -> list[dict[str, Any]]:
+    """Every sample of a file, checked for what training needs; ids unique (runs log and compare them)."""
+    return read_records(path, check_training_sample, sample_id, "samples")
 
 
 def load_frames(paths: Sequence[Path], num_frames: int = 32) -> np.ndarray:

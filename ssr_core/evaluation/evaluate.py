@@ -35,7 +35,7 @@ from ssr_core.data.sample_format import (
     check_frame_list,
     check_messages,
     load_frames,
-    read_jsonl,
+    read_records,
     sample_id,
 )
 from ssr_core.errors import InputError
@@ -122,23 +122,8 @@ def read_samples(path: Path, root: Path | None = None, limit: int | None = None,
     root = root if root is not None else path.parent
     if not root.is_dir():
         raise EvalInputError(f"frame root {root} is not a directory")
-    samples: list[EvalSample] = []
-    seen: set[str] = set()
-    for line_no, row in read_jsonl(path):  # unreadable file or a bad line: SampleFormatError
-        if limit is not None and len(samples) >= limit:
-            break
-        where = f"{path} line {line_no}"
-        try:
-            sample = _sample(row, root, num_frames)
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
-            raise EvalInputError(f"{where}: {exc}") from None
-        if sample.id in seen:
-            raise EvalInputError(f"{where}: duplicate id {sample.id!r}")
-        seen.add(sample.id)
-        samples.append(sample)
-    if not samples:
-        raise EvalInputError(f"{path} holds no samples")
-    return samples
+    return read_records(path, lambda row: _sample(row, root, num_frames), lambda s: s.id, "samples",
+                        EvalInputError, limit)
 
 
 def _sample(row: dict[str, Any], root: Path, num_frames: int) -> EvalSample:
