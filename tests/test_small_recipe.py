@@ -15,7 +15,9 @@ from ssr_core.model.tiny import QWEN_SPECIAL_TOKENS, build_tiny_ssr
 from ssr_core.model.vggt import VGGTAggregator, VGGTConfig, load_vggt_aggregator
 from training.dataset import BLIND_GREY, SampleDataset
 from training.geometry import (
+    METRICS_FILE,
     AggregatorHeads,
+    merge_metrics,
     merged_targets,
     rotation_error_deg,
     rotation_from_6d,
@@ -61,6 +63,16 @@ def test_merged_targets_follow_the_vit_patch_order():
     rgb = (patches[..., 0, 0] * std + mean) * 255 / 10  # [merged, m*m, C, tps]
     decoded = rgb.permute(0, 3, 1, 2).reshape(-1, 8, 3).round()  # [merged, tps*m*m, (f, r, c)]
     assert torch.equal(decoded, merged_targets(labels, geometry))
+
+
+def test_geometry_parts_keep_each_others_metrics(tmp_path):
+    """--parts vit and --parts aggregator (one per core) write into one geometry_metrics.json."""
+    merge_metrics(tmp_path, {"train_scenes": 4}, {"load_s": 1.0})
+    merge_metrics(tmp_path, {"aggregator": {"depth_abs_rel": 0.2}}, {"aggregator_train_s": 9.0})
+    merge_metrics(tmp_path, {"vit": {"depth_abs_rel": 0.3}}, {"vit_train_s": 5.0})
+    metrics = json.loads((tmp_path / METRICS_FILE).read_text())
+    assert metrics["vit"] == {"depth_abs_rel": 0.3} and metrics["aggregator"] == {"depth_abs_rel": 0.2}
+    assert metrics["timings"] == {"load_s": 1.0, "aggregator_train_s": 9.0, "vit_train_s": 5.0}
 
 
 def test_rotation_helpers():

@@ -52,6 +52,7 @@ from training.small import (
 
 #: Segmentation classes: 0 = room shell, then the engine's categories in catalogue order.
 CLASS_NAMES = ("room",) + tuple(c.label for c in CATEGORIES)
+METRICS_FILE = "geometry_metrics.json"
 MIN_STRIDE, MAX_STRIDE = 4, 9  # frames between window frames (the SSR windows span >= half a 64-frame walk)
 
 
@@ -411,52 +412,77 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-windows", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", choices=("all", "vit", "aggregator"), default="all",
+                        help="train only the ViT, or only the aggregator (+ random-aggregator heads), e.g. one per core; "
+                             "metrics merge into the same geometry_metrics.json")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    if args.parts == "all":
+        (out / METRICS_FILE).unlink(missing_ok=True)
     t0 = time.perf_counter()
     train = load_frame_set(args.train_scenes, max_scenes=args.max_train_scenes)
     heldout = load_frame_set(args.heldout_scenes)
-    timings["load_s"] = time.perf_counter() - t0
     mean_depth = float(train.depth.mean())
     eval_windows = sample_windows(heldout, args.eval_windows, args.num_frames, np.random.default_rng(12345))
-    metrics: dict = {"train_scenes": int(train.rgb.shape[0]), "heldout_scenes": int(heldout.rgb.shape[0]),
-                     "eval_windows": len(eval_windows), "num_frames": args.num_frames, "args": vars(args)}
+    merge_metrics(out, {"train_scenes": int(train.rgb.shape[0]), "heldout_scenes": int(heldout.rgb.shape[0]),
+                        "eval_windows": len(eval_windows), "num_frames": args.num_frames, f"args_{args.parts}": vars(args)},
+                  {"load_s": time.perf_counter() - t0})
+    if args.parts in ("all", "vit"):
+        train_and_save_vit(args, train, heldout, eval_windows, mean_depth, out)
+    if args.parts in ("all", "aggregator"):
+        train_and_save_aggregators(args, train, heldout, eval_windows, mean_depth, out)
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    print(json.dumps({k: metrics[k] for k in ("vit", "aggregator", "random_aggregator", "timings") if k in metrics}, indent=1))
+    return 0
 
+
+def merge_metrics(out: Path, entries: dict, timings: dict) -> None:
+    """Adds entries and timings to geometry_metrics.json, re-read at each write so that a --parts vit
+    run and a --parts aggregator run on the same folder keep each other's results."""
+    path = out / METRICS_FILE
+    metrics = json.loads(path.read_text()) if path.exists() else {}
+    metrics.update(entries)
+    metrics["timings"] = {**metrics.get("timings", {}), **timings}
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def train_and_save_vit(args, train, heldout, eval_windows, mean_depth, out: Path) -> None:
+    """The ViT (+ merger): per-patch object classes and depth; its heads stay here."""
     t0 = time.perf_counter()
     (out / "vit").mkdir(exist_ok=True)
     visual, head, geometry = train_vit(train, args.vit_steps, args.batch_size, args.num_frames, args.lr, args.seed,
                                        CurveLog(out / "vit" / "curve.jsonl"))
-    timings["vit_train_s"] = time.perf_counter() - t0
+    vit_train_s = time.perf_counter() - t0
     state = {k: v.detach().contiguous() for k, v in visual.state_dict().items()}
     save_file(state, str(out / "vit" / VISUAL_WEIGHTS_FILE))
-    metrics["vit"] = evaluate_vit(visual, head, heldout, eval_windows, geometry, mean_depth, args.batch_size)
-    (out / "geometry_metrics.json").write_text(json.dumps({**metrics, "timings": timings}, indent=2) + "\n")
+    merge_metrics(out, {"vit": evaluate_vit(visual, head, heldout, eval_windows, geometry, mean_depth, args.batch_size)},
+                  {"vit_train_s": vit_train_s})
 
+
+def train_and_save_aggregators(args, train, heldout, eval_windows, mean_depth, out: Path) -> None:
+    """The small aggregator (depth + relative pose) and, for comparison, heads on a frozen random one."""
     t0 = time.perf_counter()
     (out / "aggregator").mkdir(exist_ok=True)
     agg, heads = train_aggregator(train, args.aggregator_steps, args.batch_size, args.num_frames, args.lr, args.seed,
                                   CurveLog(out / "aggregator" / "curve.jsonl"))
-    timings["aggregator_train_s"] = time.perf_counter() - t0
+    aggregator_train_s = time.perf_counter() - t0
     save_file({k: v.contiguous() for k, v in agg.state_dict().items()}, str(out / "aggregator" / VGGT_WEIGHTS_FILE))
     save_vggt_config(out / "aggregator", SMALL_VGGT_CONFIG)
-    metrics["aggregator"] = evaluate_aggregator(agg, heads, heldout, eval_windows, mean_depth, args.batch_size)
-    (out / "geometry_metrics.json").write_text(json.dumps({**metrics, "timings": timings}, indent=2) + "\n")
+    merge_metrics(out, {"aggregator": evaluate_aggregator(agg, heads, heldout, eval_windows, mean_depth, args.batch_size)},
+                  {"aggregator_train_s": aggregator_train_s})
 
     t0 = time.perf_counter()
     (out / "random_aggregator").mkdir(exist_ok=True)
     r_agg, r_heads = train_aggregator(train, args.probe_steps, args.batch_size, args.num_frames, args.lr, args.seed,
                                       CurveLog(out / "random_aggregator" / "curve.jsonl"), train_trunk=False)
-    timings["random_probe_s"] = time.perf_counter() - t0
+    random_probe_s = time.perf_counter() - t0
     save_file({k: v.contiguous() for k, v in r_agg.state_dict().items()}, str(out / "random_aggregator" / VGGT_WEIGHTS_FILE))
     save_vggt_config(out / "random_aggregator", SMALL_VGGT_CONFIG)
-    metrics["random_aggregator"] = evaluate_aggregator(r_agg, r_heads, heldout, eval_windows, mean_depth, args.batch_size)
-    metrics["timings"] = timings
-    (out / "geometry_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps({k: metrics[k] for k in ("vit", "aggregator", "random_aggregator", "timings")}, indent=1))
-    return 0
+    merge_metrics(out, {"random_aggregator": evaluate_aggregator(r_agg, r_heads, heldout, eval_windows, mean_depth,
+                                                                 args.batch_size)},
+                  {"random_probe_s": random_probe_s})
 
 
 if __name__ == "__main__":
