@@ -91,6 +91,9 @@ def test_aggregator_heads_shapes():
     layer = agg(torch.rand(2, 4, 3, 28, 42))[0][-1]
     depth, trans, rot = heads(layer)
     assert depth.shape == (2, 4, 6) and trans.shape == (2, 4, 3) and rot.shape == (2, 4, 3, 3)
+    torch.nn.init.zeros_(heads.pose[-1].weight)
+    torch.nn.init.zeros_(heads.pose[-1].bias)
+    assert torch.allclose(heads(layer)[2], torch.eye(3).expand(2, 4, 3, 3))  # a zero output is "no motion"
 
 
 class _EchoBuilder:

@@ -198,6 +198,9 @@ def merged_targets(values: Tensor, geometry: VisionGeometry) -> Tensor:
     return v.reshape(B * (S // tps) * (gh // m) * (gw // m), tps * m * m, *rest)
 
 
+IDENTITY_6D = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # the identity's first two columns
+
+
 class AggregatorHeads(nn.Module):
     """Last aggregator layer [B, S, P, 2C] -> per-patch log depth and per-frame relative pose."""
 
@@ -211,7 +214,9 @@ class AggregatorHeads(nn.Module):
         """-> (log depth [B, S, h*w], translation [B, S, 3], rotation [B, S, 3, 3])."""
         log_depth = self.depth(layer[:, :, self.patch_start :]).squeeze(-1)
         pose = self.pose(layer[:, :, 0])
-        return log_depth, pose[..., :3], rotation_from_6d(pose[..., 3:])
+        # rotation as an offset from the identity: starts at "no motion" (a ~20 deg error here) instead of a
+        # random rotation, from which the entry-wise loss can settle on a flipped solution (~170 deg)
+        return log_depth, pose[..., :3], rotation_from_6d(pose[..., 3:] + IDENTITY_6D.to(pose))
 
 
 def rotation_from_6d(x: Tensor) -> Tensor:
