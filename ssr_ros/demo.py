@@ -48,8 +48,8 @@ def params_file() -> Path:
 SEED_HELP = (f"scene seed (default {DEMO_SEED}: 14 objects in view). scripts/train_small.sh trains on "
              "synthesize_dataset(seed=0), whose scene k is rendered with seed "
              "np.random.SeedSequence([0, k]).generate_state(1)[0], and holds out the scenes of seed 1000 "
-             "the same way; all of those are above 20,000,000, so any plain demo seed is a scene the model "
-             "never saw")
+             "the same way; all of those are above 20,000,000, so any smaller seed (every plain demo seed) "
+             "is a scene the model never saw")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
