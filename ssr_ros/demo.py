@@ -3,8 +3,9 @@
 Renders a small synthetic recording (ssr_core.data, MuJoCo), then runs ssr_replay, ssr_node and a
 client node in this process (one MultiThreadedExecutor, the same nodes and topics as
 launch/demo.launch.py), asks a spatial question through ~/ask (which starts the window over the
-whole replay), prints the detections, scene graph and answer, and writes a bird's-eye PNG.
-Without a trained checkpoint it runs the ground-truth stand-in and says so.
+whole replay), prints the detections, scene graph and answer, scores the detections against the
+window's ground truth and writes a bird's-eye PNG with both. Without a trained checkpoint it runs
+the ground-truth stand-in and says so.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ssr_core.scene.objects import GroundedObject
+
+if TYPE_CHECKING:
+    from ssr_core.data.annotations import WindowAnnotation
+
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
-WINDOW_FRAMES = 32
+WINDOW_FRAMES = 32  # without a checkpoint; a checkpoint's own num_frames otherwise
 DEMO_SEED = 1  # scene seed of the demo (14 objects in view); launch/demo.launch.py renders the same scene
 DEMO_FRAMES, DEMO_WIDTH, DEMO_HEIGHT = 64, 320, 240
 
@@ -38,6 +45,13 @@ def params_file() -> Path:
     return Path(get_package_share_directory("ssr_ros")) / "config" / "ssr_node.yaml"
 
 
+SEED_HELP = (f"scene seed (default {DEMO_SEED}: 14 objects in view). scripts/train_small.sh trains on "
+             "synthesize_dataset(seed=0), whose scene k is rendered with seed "
+             "np.random.SeedSequence([0, k]).generate_state(1)[0], and holds out the scenes of seed 1000 "
+             "the same way; all of those are above 20,000,000, so any smaller seed (every plain demo seed) "
+             "is a scene the model never saw")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ssr_demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("ssr_demo_out"), help="output directory (scene, PNG)")
@@ -47,12 +61,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vggt", default="", help="VGGT aggregator weights (with --checkpoint)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
     p.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames in the synthetic recording")
-    p.add_argument("--width", type=int, default=DEMO_WIDTH)
-    p.add_argument("--height", type=int, default=DEMO_HEIGHT)
-    p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"scene seed (default {DEMO_SEED}: 14 objects in view)")
+    p.add_argument("--window-frames", type=int, default=None,
+                   help=f"frames per window (default: the checkpoint's num_frames, else {WINDOW_FRAMES})")
+    p.add_argument("--width", type=int, default=None,
+                   help=f"rendered frame width (default: the checkpoint's image size, else {DEMO_WIDTH})")
+    p.add_argument("--height", type=int, default=None,
+                   help=f"rendered frame height (default: the checkpoint's image size, else {DEMO_HEIGHT})")
+    p.add_argument("--seed", type=int, default=DEMO_SEED, help=SEED_HELP)
     p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        frames, width, height = model_geometry(args)
+    except ValueError as e:
+        p.error(str(e))
+    args.window_frames = frames if args.window_frames is None else args.window_frames
+    args.width = width if args.width is None else args.width
+    args.height = height if args.height is None else args.height
+    return args
+
+
+def model_geometry(args) -> tuple[int, int, int]:
+    """(window frames, width, height) the model expects: a checkpoint was trained on windows of
+    `num_frames` frames of `image_size`, and is shown the same; the other kinds take any."""
+    if model_kind(args) != "ssr":
+        return WINDOW_FRAMES, DEMO_WIDTH, DEMO_HEIGHT
+    if not args.checkpoint:
+        raise ValueError("--model ssr needs --checkpoint DIR")
+    from ssr_core.model.configuration_ssr import SSR_CONFIG_NAME, SSRConfig
+
+    if not (Path(args.checkpoint) / SSR_CONFIG_NAME).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint} has no {SSR_CONFIG_NAME}: not an SSR checkpoint")
+    config = SSRConfig.load(args.checkpoint)
+    height, width = config.image_size
+    return config.num_frames, width, height
 
 
 def model_kind(args) -> str:
@@ -63,7 +105,8 @@ def model_kind(args) -> str:
 
 def banner(kind: str, args) -> str:
     if kind == "ssr":
-        return f"model: trained SSR checkpoint {args.checkpoint}"
+        return (f"model: trained SSR checkpoint {args.checkpoint} ({args.window_frames}-frame windows of "
+                f"{args.width}x{args.height} frames)")
     if kind == "tiny_random":
         return ("model: tiny RANDOM SSR model -- the real engine with untrained weights; its answers are noise. "
                 "NOT a trained model.")
@@ -86,18 +129,23 @@ def render_scene(args) -> Path:
     return scene_dir
 
 
-def demo_question(scene_dir: Path, num_frames: int) -> tuple[str, str]:
-    """A VSI-Bench question for the window ~/ask will start (all frames, uniformly sampled) and its
-    true answer; room size does not depend on which frames the window holds."""
-    from ssr_core.data.questions import generate_qa
-    from ssr_core.data.scene_io import load_scene
+def perceived_window(scene, images: int, window_frames: int, skipped: int = 0) -> WindowAnnotation:
+    """Ground truth of the window ~/ask starts: `window_frames` frames uniform over every replayed
+    image, less the first `skipped` that ssr_node left out for want of a camera pose (the canonical
+    frame is then the first kept frame's, as in the published boxes)."""
     from ssr_core.data.windows import annotate_window
-    from ssr_core.language.prompts import question_text, vsibench_question
-    from ssr_ros.ground_truth_source import QA_SEED
     from ssr_ros.inputs.window_buffer import uniform_indices
 
-    scene = load_scene(scene_dir)
-    window = annotate_window(scene, uniform_indices(min(num_frames, scene.num_frames), WINDOW_FRAMES))
+    return annotate_window(scene, uniform_indices(min(images, scene.num_frames), window_frames)[skipped:])
+
+
+def demo_question(window: WindowAnnotation) -> tuple[str, str]:
+    """A VSI-Bench question for the window ~/ask will start and its true answer; room size does not
+    depend on which frames the window holds."""
+    from ssr_core.data.questions import generate_qa
+    from ssr_core.language.prompts import question_text, vsibench_question
+    from ssr_ros.ground_truth_source import QA_SEED
+
     items = [i for i in generate_qa(window, np.random.default_rng(QA_SEED)) if i.task == "vsibench" and not i.options]
     preferred = ("room_size_estimation", "object_counting")
     items.sort(key=lambda i: preferred.index(i.question_type) if i.question_type in preferred else len(preferred))
@@ -126,6 +174,37 @@ def print_results(det, graph, answer, question: str, expected: str) -> None:
         print(f"A: failed: {answer.error}")
 
 
+def detected_objects(det) -> list[GroundedObject]:
+    """The published boxes as the objects the evaluation code scores."""
+    return [GroundedObject(b.label, np.array([b.x, b.y, b.z, b.length, b.width, b.height, b.yaw])) for b in det.boxes]
+
+
+def truth_objects(window: WindowAnnotation) -> tuple[list[str], list[GroundedObject]]:
+    """Ids and boxes of the objects seen in the window: the only ones a model could have found."""
+    seen = window.visible_objects()
+    return [o.instance_id for o in seen], [GroundedObject(o.label, o.box) for o in seen]
+
+
+def scoring_lines(det, window: WindowAnnotation) -> list[str]:
+    """Each published box beside the ground-truth object it was matched to (3D IoU, centre error),
+    then the window's detect-all scores, so a run shows how well the model did, not just what it said."""
+    from ssr_core.evaluation.metrics import score_detections
+
+    ids, truth = truth_objects(window)
+    matches, report = score_detections(detected_objects(det), truth)
+    by_box = {m.prediction: m for m in matches}
+    lines = [f"\nAgainst the ground truth (objects in view of the window, canonical frame {det.header.frame_id!r}):",
+             f"  {'id':<18}{'ground truth':<18}{'IoU':>6}{'centre err (m)':>16}"]
+    for k, b in enumerate(det.boxes):
+        m = by_box.get(k)
+        matched = f"{ids[m.truth]:<18}{m.iou:6.2f}{m.center_error:16.2f}" if m else f"{'- (no match)':<18}"
+        lines.append(f"  {b.instance_id:<18}{matched}")
+    error = f"{report.median_center_error:.2f} m" if report.n_matched else "- (nothing matched)"
+    lines.append(f"  {report.n} objects in view, {report.n_matched} matched, Acc@0.25 {report.acc_025:.2f}, "
+                 f"Acc@0.5 {report.acc_050:.2f}, median centre error {error}")
+    return lines
+
+
 def wait_until_ingested(ssr, images: int, timeout: float) -> None:
     """Until ssr_node has decoded (buffered, rejected or dropped) every replayed image, so the window
     ~/ask starts holds all of them; a frame lost in transport only costs `timeout`."""
@@ -145,6 +224,7 @@ def run(args) -> int:
     from ssr_msgs.srv import AskSpatial
 
     from ssr_core.data import rosbag_io
+    from ssr_core.data.scene_io import load_scene
     from ssr_ros.outputs.bev_plot import write_bev_png
     from ssr_ros.replay_node import ReplayNode
     from ssr_ros.ssr_node import SSRNode, executor_threads
@@ -154,7 +234,8 @@ def run(args) -> int:
     print(f"[2/4] {banner(kind, args)}")
     overrides = {
         "model.kind": kind, "model.scene_dir": str(scene_dir.resolve()), "model.checkpoint": args.checkpoint,
-        "model.vggt_path": args.vggt, "model.device": args.device, "window.frames": WINDOW_FRAMES,
+        "model.vggt_path": args.vggt, "model.device": args.device, "window.frames": args.window_frames,
+        "window.min_frames": min(args.window_frames, args.frames),  # a checkpoint window may be under the yaml 8
         "window.period": 3600.0,  # no periodic window: ~/ask starts one over the whole replay
         "ask.timeout": args.timeout,
     }
@@ -186,7 +267,8 @@ def run(args) -> int:
             return 1
         images = replay.published_by_topic.get(rosbag_io.IMAGE_TOPIC, 0)
         wait_until_ingested(ssr, images, timeout=10.0)
-        question, expected = demo_question(scene_dir, images)
+        scene = load_scene(scene_dir)
+        question, expected = demo_question(perceived_window(scene, images, args.window_frames))
         print("[4/4] asking through ~/ask (starts the window over all replayed frames)")
         ask: Client = client.create_client(AskSpatial, "ssr_node/ask")
         if not ask.wait_for_service(timeout_sec=10):
@@ -208,8 +290,10 @@ def run(args) -> int:
             return 1
         graph = next((g for g in graphs if g.window_id == answer.window_id), None)
         print_results(det, graph, answer, question, expected)
+        window = perceived_window(scene, images, args.window_frames, det.frames_without_pose)
+        print("\n".join(scoring_lines(det, window)))
         png = write_bev_png(det, graph, args.out / "bev.png",
-                            f"SSR demo ({kind}): window {det.window_id}, canonical frame")
+                            f"SSR demo ({kind}): window {det.window_id}, canonical frame", truth_objects(window)[1])
         print(f"\nbird's-eye view: {png}\n{banner(kind, args)}")
         return 0 if answer.success or kind != "ground_truth" else 1
     finally:

@@ -15,6 +15,7 @@ from ssr_core.evaluation.metrics import (
     evaluate_grounding,
     exact_match,
     mean_relative_accuracy,
+    score_detections,
 )
 from ssr_core.evaluation.vsibench import score_predictions
 from ssr_core.language.prompts import format_grounding_answer
@@ -246,3 +247,21 @@ def test_grounding_missing_boxes_score_zero() -> None:
     report = evaluate_grounding(["[]", answer(box(0.0))], [[box(0.0), box(5.0)], [box(0.0), box(5.0)]])
     assert report.n == 4 and report.n_matched == 1 and report.n_unparsed == 0
     assert report.mean_iou == pytest.approx(0.25)
+
+
+def test_detections_are_scored_against_the_objects_in_view() -> None:
+    truth = [box(0.0), box(10.0), box(20.0, label="sofa"), box(30.0, label="table")]
+    detections = [box(30.0, label="table"), box(0.5), box(10.0, label="bed")]
+    matches, report = score_detections(detections, truth)
+    pairs = {(m.prediction, m.truth): m for m in matches}
+    assert set(pairs) == {(0, 3), (1, 0)}  # the bed on the chair at x=10 matches nothing: labels differ
+    assert pairs[0, 3].iou == pytest.approx(1.0) and pairs[0, 3].center_error == pytest.approx(0.0)
+    assert pairs[1, 0].iou == pytest.approx(1 / 3) and pairs[1, 0].center_error == pytest.approx(0.5)
+    assert report.n == 4 and report.n_matched == 2  # the sofa nobody detected still counts
+    assert report.acc_025 == pytest.approx(2 / 4) and report.acc_050 == pytest.approx(1 / 4)
+    assert report.median_center_error == pytest.approx(0.25)
+
+
+def test_no_detections_score_zero_over_every_object_in_view() -> None:
+    matches, report = score_detections([], [box(0.0), box(5.0)])
+    assert matches == [] and report.n == 2 and report.acc_025 == 0.0 and math.isnan(report.median_center_error)

@@ -22,10 +22,9 @@ pytestmark = pytest.mark.skipif(not (MODEL / "regression.json").is_file(), reaso
 def test_shipped_small_model_reproduces_its_answers(tmp_path):
     import torch
 
-    from ssr_core.data.synthetic.dataset import synthesize_scene
+    from ssr_core.data.synthetic.dataset import scene_seed, synthesize_scene
     from ssr_core.evaluation.evaluate import predict, read_samples
     from ssr_core.inference.generation import SSRGenerator
-    from training.ship_small import scene_seed
 
     reference = json.loads((MODEL / "regression.json").read_text())
     render = reference["render"]

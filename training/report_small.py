@@ -115,14 +115,13 @@ def per_question(samples: Sequence[EvalSample], predictions: dict[str, str]) -> 
 
 
 def _center_errors(text: str, gt) -> list[float]:
-    from ssr_core.evaluation.metrics import _match
+    from ssr_core.evaluation.metrics import match_objects
     from ssr_core.language.parsers import ParseFailure, parse_grounding
-    from ssr_core.scene.boxes import center_distance
 
     parsed = parse_grounding(text)
     if isinstance(parsed, ParseFailure):
         return []
-    return [float(center_distance(parsed.value[i].box, gt[j].box)) for i, j in _match(parsed.value, gt, True)]
+    return [m.center_error for m in match_objects(parsed.value, gt, match_labels=True)]
 
 
 def aggregate(samples: Sequence[EvalSample], values: dict[str, dict], ids: Sequence[str] | None = None) -> dict:

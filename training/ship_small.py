@@ -18,8 +18,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
+from ssr_core.data.synthetic.dataset import scene_seed
 from training.small import VGGT_CONFIG_FILE, VGGT_WEIGHTS_FILE
 
 AGGREGATOR_DIR = "aggregator"
@@ -27,11 +26,6 @@ REGRESSION_FILE = "regression.json"
 MAX_BYTES = 30 * 1024 * 1024
 #: How the held-out scenes of scripts/train_small.sh are rendered (scene k: seed (HELDOUT_SEED, k)).
 HELDOUT_SEED, FRAMES, WIDTH, HEIGHT = 1000, 64, 168, 112
-
-
-def scene_seed(dataset_seed: int, index: int) -> int:
-    """The seed `synthesize_dataset` gives scene `index` (kept equal to it by the regression test)."""
-    return int(np.random.SeedSequence([dataset_seed, index]).generate_state(1)[0])
 
 
 def package(checkpoint: Path, aggregator: Path, out: Path) -> None:

@@ -215,6 +215,24 @@ def _match(
     return [(int(i), int(j)) for i, j in zip(rows, cols) if allowed[i, j]]
 
 
+@dataclass(frozen=True)
+class BoxMatch:
+    """A predicted box paired with a ground-truth object, and how close it came."""
+
+    prediction: int  # index into the predictions
+    truth: int  # index into the ground truths
+    iou: float
+    center_error: float  # metres
+
+
+def match_objects(
+    pred: Sequence[GroundedObject], gt: Sequence[GroundedObject], match_labels: bool = False
+) -> list[BoxMatch]:
+    """`_match`'s pairs with their 3D IoU and centre distance."""
+    return [BoxMatch(i, j, float(iou_3d(pred[i].box, gt[j].box)), float(center_distance(pred[i].box, gt[j].box)))
+            for i, j in _match(pred, gt, match_labels)]
+
+
 def evaluate_grounding(
     predictions: Sequence[str],
     ground_truths: Sequence[Sequence[GroundedObject]],
@@ -236,11 +254,32 @@ def evaluate_grounding(
             n_unparsed += 1
             ious += [0.0] * len(gt)
             continue
-        sample = [0.0] * len(gt)
-        for i, j in _match(parsed.value, gt, match_labels):
-            sample[j] = float(iou_3d(parsed.value[i].box, gt[j].box))
-            errors.append(float(center_distance(parsed.value[i].box, gt[j].box)))
-        ious += sample
+        matches = match_objects(parsed.value, gt, match_labels)
+        ious += _ious_per_truth(matches, len(gt))
+        errors += [m.center_error for m in matches]
+    return _grounding_report(ious, errors, n_unparsed)
+
+
+def score_detections(
+    detections: Sequence[GroundedObject], ground_truth: Sequence[GroundedObject]
+) -> tuple[list[BoxMatch], GroundingReport]:
+    """One window's detections against the objects in view, scored as a detect-all answer (boxes
+    pair only with equal labels; an object no box matched has IoU 0), with the pairs themselves
+    so a caller can show which detection stood for which object."""
+    matches = match_objects(detections, ground_truth, match_labels=True)
+    report = _grounding_report(_ious_per_truth(matches, len(ground_truth)), [m.center_error for m in matches], 0)
+    return matches, report
+
+
+def _ious_per_truth(matches: Sequence[BoxMatch], n_truths: int) -> list[float]:
+    """IoU of each ground-truth object; 0 for one no box matched, so misses lower the accuracy."""
+    ious = [0.0] * n_truths
+    for m in matches:
+        ious[m.truth] = m.iou
+    return ious
+
+
+def _grounding_report(ious: Sequence[float], errors: Sequence[float], n_unparsed: int) -> GroundingReport:
     n = len(ious)
     iou = np.array(ious)
     return GroundingReport(

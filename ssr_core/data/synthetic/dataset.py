@@ -119,6 +119,11 @@ def synthesize_scene(
     return scene
 
 
+def scene_seed(seed: int, k: int) -> int:
+    """Seed of scene k of `synthesize_dataset(seed=...)`, so a demo can tell which scenes training saw."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
 def synthesize_dataset(
     out_dir: str | Path, num_scenes: int, seed: int, num_frames: int = 64, width: int = 320, height: int = 240,
     bag: bool = False, progress: bool = True, segmentation: bool = False,
@@ -135,7 +140,6 @@ def synthesize_dataset(
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails here, before any rendering
     dirs = []
     for k in tqdm(range(num_scenes), desc="synth scenes", disable=not progress):
-        scene_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-        scene = synthesize_scene(out_dir, f"synth_{k:04d}", scene_seed, num_frames, width, height, bag, segmentation)
+        scene = synthesize_scene(out_dir, f"synth_{k:04d}", scene_seed(seed, k), num_frames, width, height, bag, segmentation)
         dirs.append(Path(out_dir) / scene.scene_id)
     return dirs
