@@ -50,7 +50,7 @@ step eval_subset $PY -m training.report_small subset --data "$RUN/samples_heldou
 
 # -- geometry/vision pretraining (ViT: segmentation + depth; aggregator: depth + relative pose)
 step geometry $PY -m training.geometry --train-scenes "$RUN/scenes_train" --max-train-scenes 128 \
-  --heldout-scenes "$RUN/scenes_heldout" --out "$RUN/geometry" --vit-steps 500 --aggregator-steps 400 \
+  --heldout-scenes "$RUN/scenes_heldout" --out "$RUN/geometry" --vit-steps 3000 --aggregator-steps 400 \
   --probe-steps 150 --batch-size 4
 step base_random $PY -m training.small --samples "$RUN/samples_train/train.jsonl" --out "$RUN/base_random"
 step base $PY -m training.small --tokenizer "$RUN/base_random" --visual "$RUN/geometry/vit/visual.safetensors" \
@@ -75,7 +75,7 @@ step stage2_random_aggregator $PY -m training.train --config training/configs/st
   --set "model.vggt_config=$RUN/geometry/random_aggregator/vggt_config.json"
 step blind $PY -m training.train --config training/configs/stage1_small.yaml "${DATA[@]}" \
   --set "output_dir=$RUN/blind" --set "model.base=$RUN/base_random" --set data.blind=true \
-  --set train.max_steps=450
+  --set train.max_steps=1400
 
 # 1,400 new tokens cover the longest held-out detect-all answer (1,301 tokens); a looping answer stops there
 EVAL=(--data "$RUN/samples_heldout/eval.jsonl" --device cpu --num-frames 8 --max-new-tokens 1400)
