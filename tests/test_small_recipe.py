@@ -3,8 +3,10 @@ relocatable checkpoints with their aggregator, and the held-out report's scoring
 
 import json
 import shutil
+from collections import Counter
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -158,6 +160,36 @@ def test_report_scores_and_frequency_baseline(tmp_path):
     assert aggregate(samples, perfect)["vsi_overall"] == 1.0
     diffs = bootstrap_differences(samples, perfect, per_question(samples, freq), draws=50)
     assert diffs["vsi_overall"]["difference"] > 0 and diffs["vsi_overall"]["ci95"][0] >= 0
+
+
+def test_total_variation_of_answer_distributions():
+    from training.report_small import max_total_variation
+
+    same = {"a": torch.tensor([0.5, 0.5, 0.0]), "b": torch.tensor([0.5, 0.5, 0.0])}
+    assert max_total_variation(same) == 0.0
+    apart = {**same, "c": torch.tensor([0.0, 0.5, 0.5])}
+    assert max_total_variation(apart) == pytest.approx(0.5)
+    assert max_total_variation({"only": torch.tensor([1.0])}) == 0.0
+
+
+@pytest.mark.slow
+def test_probe_reads_answer_starts_of_distinct_questions(tmp_path):
+    """`report_small probe` on a tiny checkpoint: one distribution per distinct question, summing to 1."""
+    from ssr_core.model.tiny import build_tiny_tokenizer
+    from training.dataset import make_tiny_dataset
+    from training.report_small import answer_start_distributions
+
+    samples = make_tiny_dataset(tmp_path / "data", num_scenes=2, tasks=("vsibench",))
+    rows = [json.loads(line) for line in (samples / "train.jsonl").open()]
+    question_type = Counter(r["question_type"] for r in rows).most_common(1)[0][0]
+    checkpoint = tmp_path / "tiny"
+    build_tiny_ssr(variant="2d", num_frames=4, image_size=(56, 56)).save_pretrained(checkpoint)
+    build_tiny_tokenizer().save_pretrained(checkpoint)
+    dists, _ = answer_start_distributions(checkpoint, samples / "train.jsonl", question_type, limit=3, blind=True)
+    distinct = {r["messages"][-1]["content"] for r in rows if r["question_type"] == question_type}
+    assert len(dists) == min(3, len(distinct))
+    for probs in dists.values():
+        assert torch.isclose(probs.sum(), torch.tensor(1.0), atol=1e-4)
 
 
 def test_sample_mean_loss_weighs_every_sample_equally():

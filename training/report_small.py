@@ -5,6 +5,12 @@
     python -m training.report_small table --data HELDOUT/eval.jsonl --model "SSR-3D=preds/ssr3d.jsonl" \\
         --model "blind=preds/blind.jsonl" ... --curve "stage 1=RUN1/train_log.jsonl" ... --out results/
 
+`probe` asks whether a checkpoint's answer depends on the question at all: the next-token
+distribution where the answer starts, for distinct questions of one type (same frames policy as
+training: `--blind` for grey frames), and the largest total-variation distance between any two.
+A model that learnt only each type's marginal answer gives the same distribution for every
+question (distance ~0); one that reads the category of an object-size question does not.
+
 `table` scores every model's raw predictions on the same questions (VSI-Bench questions by the
 released VSI-Bench rules, `ssr_core.evaluation.vsibench.official_score`; grounding and cognitive
 maps by `ssr_core.evaluation.metrics`), adds
@@ -268,6 +274,46 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
+# ---------------------------------------------------------------------------- probe
+
+
+def answer_start_distributions(checkpoint: Path, data: Path, question_type: str, limit: int, blind: bool) -> tuple:
+    """({user question: next-token probabilities where the answer starts}, tokenizer) for up to `limit`
+    distinct questions of `question_type` in a training-format JSONL (frames relative to its folder)."""
+    import torch
+
+    from ssr_core.inference.generation import SSRGenerator
+    from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
+    from training.dataset import SampleDataset
+
+    generator = SSRGenerator.from_checkpoint(checkpoint, device="cpu")
+    model = generator.model.eval()
+    builder = SSRInputBuilder(generator.tokenizer, model.ssr_config, model.config)
+    chosen: dict[str, dict] = {}
+    for row in map(json.loads, open(data)):
+        question = row["messages"][-1]["content"]
+        if row.get("question_type") == question_type and question not in chosen and len(chosen) < limit:
+            chosen[question] = row
+    if not chosen:
+        raise SystemExit(f"no {question_type!r} question in {data}")
+    dataset = SampleDataset(list(chosen.values()), data.parent, builder, blind=blind)
+    distributions = {}
+    for index, question in enumerate(chosen):
+        item = dataset[index]
+        labels = item.pop("labels").reshape(-1)
+        item.pop("sample_id")
+        start = int((labels != IGNORE_INDEX).nonzero()[0])  # first answer token; its logits sit one before
+        with torch.no_grad():
+            distributions[question] = model(**item).logits[0, start - 1].float().softmax(-1)
+    return distributions, generator.tokenizer
+
+
+def max_total_variation(distributions: dict) -> float:
+    """The largest total-variation distance between two of the distributions (0: all identical)."""
+    probs = list(distributions.values())
+    return max((float((a - b).abs().sum() / 2) for i, a in enumerate(probs) for b in probs[i + 1 :]), default=0.0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -284,7 +330,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--curve", action="append", default=[], help="NAME=train_log.jsonl[@first step]")
     p.add_argument("--compare", action="append", default=[], help="A:B, a difference to bootstrap (model names)")
     p.add_argument("--out", required=True, help="folder for results.json, results.md, results.png")
+    p = sub.add_parser("probe", help="does the answer depend on the question? (answer-start distributions)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="training-format JSONL (frames relative to its folder)")
+    p.add_argument("--question-type", default="object_size_estimation")
+    p.add_argument("--limit", type=int, default=20, help="distinct questions compared")
+    p.add_argument("--blind", action="store_true", help="grey frames, as the blind baseline saw")
     args = parser.parse_args(argv)
+
+    if args.command == "probe":
+        dists, tokenizer = answer_start_distributions(Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind)
+        for question, probs in dists.items():
+            top = probs.topk(3)
+            tokens = ", ".join(f"{tokenizer.decode([int(t)])!r} {float(p):.2f}" for p, t in zip(top.values, top.indices))
+            print(f"{question.splitlines()[1][:90]:<90}  {tokens}")
+        print(f"largest total-variation distance between answer distributions: {max_total_variation(dists):.3f}")
+        return 0
 
     if args.command == "subset":
         rows = [json.loads(line) for line in open(args.data)]
