@@ -224,6 +224,7 @@ def fsdp(directory: Path, accelerate_config: Path, steps: int) -> dict:
     marks["peak_rss_bytes"] = peak_rss_bytes()
     every: list[dict | None] = [None] * dist.get_world_size()
     dist.gather_object(marks, every if rank == 0 else None, dst=0)  # one line from process 0, not interleaved
+    dist.barrier()  # a sender may leave gather before process 0 has received; tearing gloo down then aborts it
     dist.destroy_process_group()
     return {"processes": every} if rank == 0 else {}
 
