@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -282,6 +283,7 @@ def answer_start_distributions(checkpoint: Path, data: Path, question_type: str,
     distinct questions of `question_type` in a training-format JSONL (frames relative to its folder)."""
     import torch
 
+    from ssr_core.data.sample_format import read_training_samples
     from ssr_core.inference.generation import SSRGenerator
     from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
     from training.dataset import SampleDataset
@@ -290,7 +292,7 @@ def answer_start_distributions(checkpoint: Path, data: Path, question_type: str,
     model = generator.model.eval()
     builder = SSRInputBuilder(generator.tokenizer, model.ssr_config, model.config)
     chosen: dict[str, dict] = {}
-    for row in map(json.loads, open(data)):
+    for row in read_training_samples(data):
         question = row["messages"][-1]["content"]
         if row.get("question_type") == question_type and question not in chosen and len(chosen) < limit:
             chosen[question] = row
@@ -340,10 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "probe":
         dists, tokenizer = answer_start_distributions(Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind)
+        shared = len(os.path.commonprefix(list(dists)))  # the question template; what follows names the object
         for question, probs in dists.items():
             top = probs.topk(3)
             tokens = ", ".join(f"{tokenizer.decode([int(t)])!r} {float(p):.2f}" for p, t in zip(top.values, top.indices))
-            print(f"{question.splitlines()[1][:90]:<90}  {tokens}")
+            print(f"{' '.join(question[shared:].split())[:60]:<60}  {tokens}")
         print(f"largest total-variation distance between answer distributions: {max_total_variation(dists):.3f}")
         return 0
 
