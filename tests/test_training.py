@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -102,7 +103,7 @@ def test_shipped_configs_load():
     assert stages == {"stage1_tiny.yaml": 1, "stage2_tiny.yaml": 2, "stage1_7b.yaml": 1, "stage2_7b.yaml": 2,
                       "stage1_tiny_qwen3_vl.yaml": 1, "stage2_tiny_qwen3_vl.yaml": 2,
                       "stage1_8b_qwen3_vl.yaml": 1, "stage2_8b_qwen3_vl.yaml": 2,
-                      "stage1_small.yaml": 1, "stage2_small.yaml": 2}
+                      "stage1_small.yaml": 1, "stage2_small.yaml": 2, "warmup_small.yaml": 1}
     assert load_config(CONFIGS / "stage2_8b_qwen3_vl.yaml").model.image_size == (384, 512)
     big = load_config(CONFIGS / "stage2_7b.yaml")
     assert big.model.num_frames == 32 and big.model.gradient_checkpointing and big.train.mixed_precision == "auto"
@@ -241,6 +242,35 @@ def test_gradient_checkpointing_keeps_gradients(samples_dir, tmp_path):
 
 
 # ---------------------------------------------------------------------------- tiny runs
+
+
+def test_text_loss_covers_the_prompt_and_answer_but_not_vision_or_padding(samples_dir, tmp_path):
+    """`optim.loss: text` (the small model's language warm-up): its labels are the real text tokens;
+    a 2-step run with it trains and logs a finite loss."""
+    from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder, collate_training_inputs
+    from ssr_core.model.tiny import build_tiny_ssr, build_tiny_tokenizer
+    from training.train import text_labels
+
+    model, tokenizer = build_tiny_ssr(variant="2d", num_frames=4, image_size=(56, 56)), build_tiny_tokenizer()
+    builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
+    frames = np.zeros((4, 56, 56, 3), dtype=np.uint8)
+    items = [builder.build_training_inputs(frames, "How many chairs are in the room?", "3"),
+             builder.build_training_inputs(frames, "Which is closer to the door, the lamp or the sofa?", "lamp")]
+    batch = collate_training_inputs(items, tokenizer.pad_token_id)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    labels = text_labels(ids, mask, (model.config.video_token_id, model.config.image_token_id))
+    placeholder = ids == model.config.video_token_id
+    assert placeholder.any() and (mask == 0).any()  # the first (shorter) sample is padded
+    assert (labels[placeholder] == IGNORE_INDEX).all() and (labels[mask == 0] == IGNORE_INDEX).all()
+    text = (mask == 1) & ~placeholder
+    assert torch.equal(labels[text], ids[text])
+    answer = batch["labels"] != IGNORE_INDEX  # every answer token stays a target, the prompt's text joins it
+    assert torch.equal(labels[answer], batch["labels"][answer]) and text.sum() > 3 * answer.sum()
+
+    cfg = tiny_config(1, tmp_path, samples_dir / "train10.jsonl", optim={"loss": "text"},
+                      train={"max_steps": 2, "grad_accum": 1}, checkpoint={"every_steps": 1000})
+    result = train(config_from_dict(cfg))
+    assert result.global_step == 2 and math.isfinite(result.last_loss)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from ssr_core.errors import InputError
 TRAINABLE_GROUPS = ("branch_3d", "merger", "vision", "language")
 MIXED_PRECISION = ("auto", "bf16", "no")
 LOAD_DTYPES = ("auto", "bfloat16", "float32")
-LOSS_REDUCTIONS = ("token_mean", "sample_mean")
+LOSS_REDUCTIONS = ("token_mean", "sample_mean", "text")
 TINY_BASE_NAMES = ("tiny", "tiny_qwen3_vl")  # model.base values naming a random tiny model, not a folder
 DEVICES = ("auto", "cpu", "cuda", "npu")
 
@@ -95,7 +95,9 @@ class OptimSection:
     schedule is transformers' cosine-with-warm-up (decays to 0 at the last step).
     `loss`: "token_mean" (the base model's loss: mean over the batch's answer tokens, so a long
     answer weighs as much as many short ones) or "sample_mean" (mean over each sample's answer
-    tokens, then over samples: a one-token VSI answer weighs as much as a detect-all list).
+    tokens, then over samples: a one-token VSI answer weighs as much as a detect-all list) or
+    "text" (a language-model warm-up: every text token of the prompt and the answer is a target,
+    the vision placeholders and padding are not; mean per sample, then over samples).
     """
 
     lr: dict[str, float] = field(default_factory=dict)

@@ -6,7 +6,8 @@
 Stage 1 trains SSR-2D (Qwen2.5-VL alone); stage 2 loads the stage-1 model into SSR-3D with a
 fresh 3D branch (MLP_trans, MLP_3D) and a frozen VGGT. The config decides which parameter
 groups train and at which learning rate (`parameter_groups`). The loss is the base model's
-next-token loss on answer tokens only (the input builder masks everything else with -100).
+next-token loss on answer tokens only (the input builder masks everything else with -100); the
+`text` loss of a warm-up run also predicts the prompt's text (`text_labels`).
 
 SIGTERM: the current optimiser step finishes, a checkpoint is written and the process exits
 with status 0; running the same command again resumes from it (`checkpoint.resume: auto`).
@@ -375,6 +376,13 @@ def sample_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return (per_token.sum(dim=1) / counts).mean()
 
 
+def text_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor, placeholder_ids: Sequence[int]) -> torch.Tensor:
+    """Labels for the `text` loss: every real token except the vision placeholders (their embeddings
+    are replaced by visual features, so there is nothing to predict). [B, L] -> [B, L]."""
+    ignored = (attention_mask == 0) | torch.isin(input_ids, torch.tensor(list(placeholder_ids), device=input_ids.device))
+    return input_ids.masked_fill(ignored, IGNORE_INDEX)
+
+
 @torch.no_grad()
 def evaluate_loss(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> float:
     """Answer-token loss over a loader, weighted by answer tokens, averaged over processes."""
@@ -463,6 +471,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     optimizer = torch.optim.AdamW(optim_groups, betas=cfg.optim.betas, eps=cfg.optim.eps)
 
     builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
+    placeholder_ids = (model.config.video_token_id, model.config.image_token_id)
     collator = Collator(tokenizer.pad_token_id, with_vggt_images=model.ssr_config.variant == "3d")
     dataset = SampleDataset(train_samples, cfg.data.root_dir, builder, blind=cfg.data.blind)
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -513,7 +522,13 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 batch = _to_device(batch, accelerator.device)
                 with accelerator.accumulate(model):
                     output = model(**batch)
-                    loss = output.loss if cfg.optim.loss == "token_mean" else sample_mean_loss(output.logits, batch["labels"])
+                    if cfg.optim.loss == "token_mean":
+                        loss = output.loss
+                    elif cfg.optim.loss == "sample_mean":
+                        loss = sample_mean_loss(output.logits, batch["labels"])
+                    else:
+                        labels = text_labels(batch["input_ids"], batch["attention_mask"], placeholder_ids)
+                        loss = sample_mean_loss(output.logits, labels)
                     micro_loss = loss.item()
                     check_finite("loss", micro_loss, state.global_step)
                     accelerator.backward(loss)
