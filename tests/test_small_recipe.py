@@ -205,3 +205,24 @@ def test_sample_mean_loss_weighs_every_sample_equally():
     assert torch.isclose(loss, (per_sample[0] + per_sample[1]) / 2)
     loss.backward()
     assert logits.grad is not None
+
+
+@pytest.mark.slow
+def test_copy_probe_finds_every_repeated_label(tmp_path):
+    """`report_small copy` on a tiny checkpoint: one probability per "id (label)" of the cognitive-map
+    prompts read, each in [0, 1], with the label's frequency among them beside it."""
+    import re
+
+    from ssr_core.model.tiny import build_tiny_tokenizer
+    from training.dataset import make_tiny_dataset
+    from training.report_small import copy_probabilities
+
+    samples = make_tiny_dataset(tmp_path / "data", num_scenes=2, tasks=("cogmap",))
+    rows = [json.loads(line) for line in (samples / "train.jsonl").open()][:3]
+    checkpoint = tmp_path / "tiny"
+    build_tiny_ssr(variant="2d", num_frames=4, image_size=(56, 56)).save_pretrained(checkpoint)
+    build_tiny_tokenizer().save_pretrained(checkpoint)
+    copied, frequency = copy_probabilities(checkpoint, samples / "train.jsonl", limit=3, blind=True)
+    labels = [label for r in rows for label in re.findall(r"\w+ \(([^)]+)\)", r["messages"][-1]["content"])]
+    assert len(copied) == len(frequency) == len(labels) > 0
+    assert all(0.0 <= p <= 1.0 for p in copied) and all(0.0 < f <= 1.0 for f in frequency)

@@ -10,6 +10,9 @@ distribution where the answer starts, for distinct questions of one type (same f
 training: `--blind` for grey frames), and the largest total-variation distance between any two.
 A model that learnt only each type's marginal answer gives the same distribution for every
 question (distance ~0); one that reads the category of an object-size question does not.
+`copy` asks something simpler: does the language model repeat a word it saw three tokens earlier
+("vase_1 (vase)" in the cognitive-map prompts)? It prints the mean probability of the repeated
+word against its frequency among those words, which a model that looks nowhere reaches.
 
 `table` scores every model's raw predictions on the same questions (VSI-Bench questions by the
 released VSI-Bench rules, `ssr_core.evaluation.vsibench.official_score`; grounding and cognitive
@@ -27,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -310,6 +314,45 @@ def answer_start_distributions(checkpoint: Path, data: Path, question_type: str,
     return distributions, generator.tokenizer
 
 
+def copy_probabilities(checkpoint: Path, data: Path, limit: int, blind: bool) -> tuple[list[float], list[float]]:
+    """Can the language model copy? In "Anchor 1: vase_1 (vase)" the word after "vase_1 (" repeats
+    the one three tokens back. Returns, over the cognitive-map prompts of a training-format JSONL,
+    the model's probability of every such repeated word's first token and that token's frequency
+    among them (what a model that does not look back can reach)."""
+    import torch
+
+    from ssr_core.data.sample_format import read_training_samples
+    from ssr_core.inference.generation import SSRGenerator
+    from ssr_core.model.processing_ssr import SSRInputBuilder
+    from training.dataset import SampleDataset
+
+    generator = SSRGenerator.from_checkpoint(checkpoint, device="cpu")
+    model, tokenizer = generator.model.eval(), generator.tokenizer
+    builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
+    rows = [r for r in read_training_samples(data) if r.get("task") == TASK_COGMAP][:limit]
+    if not rows:
+        raise SystemExit(f"no cognitive-map prompt in {data}")
+    dataset = SampleDataset(rows, data.parent, builder, blind=blind)
+    opening = tokenizer.encode(" (")
+    probabilities, tokens = [], []
+    for index, row in enumerate(rows):
+        item = dataset[index]
+        item.pop("labels"), item.pop("sample_id")
+        ids = item["input_ids"][0].tolist()
+        question_start = len(ids) - ids[::-1].index(model.config.vision_end_token_id)  # the question follows the video
+        with torch.no_grad():
+            probs = model(**item).logits[0].float().softmax(-1)
+        labels = re.findall(r"\w+ \(([^)]+)\)", row["messages"][-1]["content"])
+        for word in sorted({tokenizer.encode(label.split()[0])[0] for label in labels}):
+            pattern = [*opening, word]
+            for at in range(question_start, len(ids) - len(pattern) + 1):
+                if ids[at : at + len(pattern)] == pattern:
+                    probabilities.append(float(probs[at + len(opening) - 1, word]))
+                    tokens.append(word)
+    frequency = Counter(tokens)
+    return probabilities, [frequency[t] / len(tokens) for t in tokens]
+
+
 def max_total_variation(distributions: dict) -> float:
     """The largest total-variation distance between two of the distributions (0: all identical)."""
     probs = list(distributions.values())
@@ -338,7 +381,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--question-type", default="object_size_estimation")
     p.add_argument("--limit", type=int, default=20, help="distinct questions compared")
     p.add_argument("--blind", action="store_true", help="grey frames, as the blind baseline saw")
+    p = sub.add_parser("copy", help="can the language model copy a word from three tokens back?")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="training-format JSONL with cognitive-map prompts")
+    p.add_argument("--limit", type=int, default=100, help="prompts read")
+    p.add_argument("--blind", action="store_true", help="grey frames, as the blind baseline saw")
     args = parser.parse_args(argv)
+
+    if args.command == "copy":
+        copied, frequency = copy_probabilities(Path(args.checkpoint), Path(args.data), args.limit, args.blind)
+        print(f"{len(copied)} repeated words: mean probability {sum(copied) / len(copied):.3f} "
+              f"(their frequency among them: {sum(frequency) / len(frequency):.3f}; 1 = copies, frequency = looks nowhere)")
+        return 0
 
     if args.command == "probe":
         dists, tokenizer = answer_start_distributions(Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind)
