@@ -42,7 +42,7 @@ def _synth(args: argparse.Namespace) -> int:
     from ssr_core.data.synthetic.dataset import synthesize_dataset
 
     dirs = synthesize_dataset(args.out, args.scenes, args.seed, args.frames, args.width, args.height, args.bag,
-                              segmentation=args.segmentation)
+                              segmentation=args.segmentation, workers=args.workers)
     print(f"wrote {len(dirs)} scenes to {args.out}")
     return 0
 
@@ -97,6 +97,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--bag", action="store_true", help="also write recording/ (rosbag2 MCAP)")
     p.add_argument("--segmentation", action="store_true", help="also write seg/ (uint8 object index + 1 per pixel)")
+    p.add_argument("--workers", type=_positive, default=1, help="scenes rendered in parallel (processes); same files as 1")
 
     convert = add_group(subparsers, "convert", "convert a real dataset scene into the internal scene format")
     p = add_command(convert, "scannet", _convert_scannet, "convert one ScanNet v2 scan")

@@ -126,20 +126,37 @@ def scene_seed(seed: int, k: int) -> int:
 
 def synthesize_dataset(
     out_dir: str | Path, num_scenes: int, seed: int, num_frames: int = 64, width: int = 320, height: int = 240,
-    bag: bool = False, progress: bool = True, segmentation: bool = False,
+    bag: bool = False, progress: bool = True, segmentation: bool = False, workers: int = 1,
 ) -> list[Path]:
-    """`num_scenes` scenes `synth_0000`, ...; scene k uses seed (seed, k) so any one can be regenerated alone."""
+    """`num_scenes` scenes `synth_0000`, ...; scene k uses seed (seed, k) so any one can be regenerated alone.
+
+    `workers` > 1 renders scenes in that many processes (spawned: a forked MuJoCo/OpenGL context is
+    not safe to reuse); each scene depends only on its own seed, so the files are the same as with one.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
     from tqdm import tqdm
 
     check_arguments(seed, num_frames, width, height)
     if num_scenes > 10_000:
         raise SynthesisError(f"at most 10000 scenes per call (ids synth_0000 ... synth_9999), got {num_scenes}")
+    if workers < 1:
+        raise SynthesisError(f"workers must be >= 1, got {workers}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SynthesisError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails here, before any rendering
-    dirs = []
-    for k in tqdm(range(num_scenes), desc="synth scenes", disable=not progress):
-        scene = synthesize_scene(out_dir, f"synth_{k:04d}", scene_seed(seed, k), num_frames, width, height, bag, segmentation)
-        dirs.append(Path(out_dir) / scene.scene_id)
-    return dirs
+    render = partial(_synthesize_kth, out, seed, num_frames, width, height, bag, segmentation)
+    scenes = tqdm(range(num_scenes), desc="synth scenes", disable=not progress)
+    if workers == 1:
+        return [render(k) for k in scenes]
+    import multiprocessing
+
+    with ProcessPoolExecutor(min(workers, num_scenes), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(tqdm(pool.map(render, range(num_scenes)), total=num_scenes, desc="synth scenes", disable=not progress))
+
+
+def _synthesize_kth(out: Path, seed: int, num_frames: int, width: int, height: int, bag: bool, segmentation: bool, k: int) -> Path:
+    scene = synthesize_scene(out, f"synth_{k:04d}", scene_seed(seed, k), num_frames, width, height, bag, segmentation)
+    return out / scene.scene_id
