@@ -190,6 +190,10 @@ def test_probe_reads_answer_starts_of_distinct_questions(tmp_path):
     assert len(dists) == min(3, len(distinct))
     for probs in dists.values():
         assert torch.isclose(probs.sum(), torch.tensor(1.0), atol=1e-4)
+    per_window, _ = answer_start_distributions(checkpoint, samples / "train.jsonl", question_type, limit=3, blind=True,
+                                               across="windows")
+    windows = [key.split(": ")[0] for key in per_window]
+    assert len(windows) == len(set(windows)) == min(3, len({r["window"] for r in rows if r["question_type"] == question_type}))
 
 
 def test_sample_mean_loss_weighs_every_sample_equally():

@@ -10,6 +10,8 @@ distribution where the answer starts, for distinct questions of one type (same f
 training: `--blind` for grey frames), and the largest total-variation distance between any two.
 A model that learnt only each type's marginal answer gives the same distribution for every
 question (distance ~0); one that reads the category of an object-size question does not.
+`--across windows` compares one question from each of distinct windows instead: for a question
+whose text never changes (room size), a distance above 0 can only come from the frames.
 `copy` asks something simpler: does the language model repeat a word it saw three tokens earlier
 ("vase_1 (vase)" in the cognitive-map prompts)? It prints the mean probability of the repeated
 word against its frequency among those words, which a model that looks nowhere reaches.
@@ -282,9 +284,15 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------- probe
 
 
-def answer_start_distributions(checkpoint: Path, data: Path, question_type: str, limit: int, blind: bool) -> tuple:
-    """({user question: next-token probabilities where the answer starts}, tokenizer) for up to `limit`
-    distinct questions of `question_type` in a training-format JSONL (frames relative to its folder)."""
+def answer_start_distributions(
+    checkpoint: Path, data: Path, question_type: str, limit: int, blind: bool, across: str = "questions"
+) -> tuple:
+    """({key: next-token probabilities where the answer starts}, tokenizer) for up to `limit` questions
+    of `question_type` in a training-format JSONL (frames relative to its folder).
+
+    `across="questions"`: distinct question texts, keyed by the text (does the answer read the
+    question?); `across="windows"`: one question per window, keyed "window: question" (for a type
+    whose question text never changes, such as room size, any difference comes from the frames)."""
     import torch
 
     from ssr_core.data.sample_format import read_training_samples
@@ -296,21 +304,28 @@ def answer_start_distributions(checkpoint: Path, data: Path, question_type: str,
     model = generator.model.eval()
     builder = SSRInputBuilder(generator.tokenizer, model.ssr_config, model.config)
     chosen: dict[str, dict] = {}
+    windows: set[str] = set()
     for row in read_training_samples(data):
-        question = row["messages"][-1]["content"]
-        if row.get("question_type") == question_type and question not in chosen and len(chosen) < limit:
-            chosen[question] = row
+        if row.get("question_type") != question_type or len(chosen) >= limit:
+            continue
+        key = row["messages"][-1]["content"]
+        if across == "windows":
+            if row["window"] in windows:
+                continue
+            windows.add(row["window"])
+            key = f"{row['window']}: {key}"
+        chosen.setdefault(key, row)
     if not chosen:
         raise SystemExit(f"no {question_type!r} question in {data}")
     dataset = SampleDataset(list(chosen.values()), data.parent, builder, blind=blind)
     distributions = {}
-    for index, question in enumerate(chosen):
+    for index, key in enumerate(chosen):
         item = dataset[index]
         labels = item.pop("labels").reshape(-1)
         item.pop("sample_id")
         start = int((labels != IGNORE_INDEX).nonzero()[0])  # first answer token; its logits sit one before
         with torch.no_grad():
-            distributions[question] = model(**item).logits[0, start - 1].float().softmax(-1)
+            distributions[key] = model(**item).logits[0, start - 1].float().softmax(-1)
     return distributions, generator.tokenizer
 
 
@@ -381,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--question-type", default="object_size_estimation")
     p.add_argument("--limit", type=int, default=20, help="distinct questions compared")
     p.add_argument("--blind", action="store_true", help="grey frames, as the blind baseline saw")
+    p.add_argument("--across", choices=("questions", "windows"), default="questions",
+                   help="compare distinct question texts, or one question from each of distinct windows")
     p = sub.add_parser("copy", help="can the language model copy a word from three tokens back?")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="training-format JSONL with cognitive-map prompts")
@@ -395,8 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command == "probe":
-        dists, tokenizer = answer_start_distributions(Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind)
-        shared = len(os.path.commonprefix(list(dists)))  # the question template; what follows names the object
+        dists, tokenizer = answer_start_distributions(
+            Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind, args.across
+        )
+        shared = 0 if args.across == "windows" else len(os.path.commonprefix(list(dists)))  # the template
         for question, probs in dists.items():
             top = probs.topk(3)
             tokens = ", ".join(f"{tokenizer.decode([int(t)])!r} {float(p):.2f}" for p, t in zip(top.values, top.indices))
