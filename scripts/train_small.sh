@@ -5,9 +5,11 @@
 # With --with-baselines it also trains the comparisons (blind, SSR-3D on a random frozen aggregator),
 # evaluates every model on the held-out questions with `ssr eval run` and writes the results table.
 #
-#   bash scripts/train_small.sh [RUN_DIR] [--with-baselines] [--device cpu|cuda|npu] [--scale K]
-#                               [--workers N] [--threads N]           (default RUN_DIR: runs/small)
+#   bash scripts/train_small.sh [RUN_DIR] [--with-baselines] [--warmup] [--device cpu|cuda|npu]
+#                               [--scale K] [--workers N] [--threads N]   (default RUN_DIR: runs/small)
 #
+# --warmup: the language warm-up (warmup_small.yaml: prompt and answer text on grey frames, 600
+#   steps) before stage 1; stage 1 and the blind baseline both start from it.
 # --device: where stages 1/2, the baselines and the evaluations run (geometry pretraining and the data
 #   engine stay on the CPU); --scale K: K times the optimiser steps of stage 1, stage 2 and blind (the
 #   CPU recipe is K=1; docs/RESULTS_SMALL.md says why K~10 is the next step); --workers N: scenes
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 RUN=runs/small
 BASELINES=0
+WARMUP=0
 DEVICE=cpu
 SCALE=1
 WORKERS=1
@@ -25,6 +28,7 @@ THREADS=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --with-baselines) BASELINES=1 ;;
+    --warmup) WARMUP=1 ;;
     --device) DEVICE=${2:?--device needs cpu, cuda or npu}; shift ;;
     --scale) SCALE=${2:?--scale needs a positive integer}; shift ;;
     --workers) WORKERS=${2:?--workers needs a positive integer}; shift ;;
@@ -77,8 +81,14 @@ step base $PY -m training.small --tokenizer "$RUN/base_random" --visual "$RUN/ge
 # -- stage 1 (SSR-2D) and stage 2 (SSR-3D)
 DATA=(--set "data.train=$RUN/samples_train/train.jsonl" --set "train.device=$DEVICE")
 S1=$((1000 * SCALE)); S2=$((400 * SCALE)); BLIND=$((1400 * SCALE))  # the YAMLs' 1,000 / 400 steps; blind = both
+STAGE1_BASE=$RUN/base BLIND_BASE=$RUN/base_random  # the blind model's ViT sees only grey frames
+if [[ $WARMUP == 1 ]]; then
+  step warmup $PY -m training.train --config training/configs/warmup_small.yaml "${DATA[@]}" \
+    --set "output_dir=$RUN/warmup" --set "model.base=$RUN/base"
+  STAGE1_BASE=$RUN/warmup/final BLIND_BASE=$RUN/warmup/final
+fi
 step stage1 $PY -m training.train --config training/configs/stage1_small.yaml "${DATA[@]}" \
-  --set "output_dir=$RUN/stage1" --set "model.base=$RUN/base" --set "train.max_steps=$S1"
+  --set "output_dir=$RUN/stage1" --set "model.base=$STAGE1_BASE" --set "train.max_steps=$S1"
 step stage2 $PY -m training.train --config training/configs/stage2_small.yaml "${DATA[@]}" \
   --set "output_dir=$RUN/stage2" --set "model.init_from=$RUN/stage1/final" --set "train.max_steps=$S2" \
   --set "model.vggt=$RUN/geometry/aggregator/model.safetensors" \
@@ -93,7 +103,7 @@ step stage2_random_aggregator $PY -m training.train --config training/configs/st
   --set "model.vggt=$RUN/geometry/random_aggregator/model.safetensors" \
   --set "model.vggt_config=$RUN/geometry/random_aggregator/vggt_config.json"
 step blind $PY -m training.train --config training/configs/stage1_small.yaml "${DATA[@]}" \
-  --set "output_dir=$RUN/blind" --set "model.base=$RUN/base_random" --set data.blind=true \
+  --set "output_dir=$RUN/blind" --set "model.base=$BLIND_BASE" --set data.blind=true \
   --set "train.max_steps=$BLIND"
 
 # 1,400 new tokens cover the longest held-out detect-all answer (1,301 tokens); a looping answer stops there
