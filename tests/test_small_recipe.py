@@ -230,3 +230,30 @@ def test_copy_probe_finds_every_repeated_label(tmp_path):
     labels = [label for r in rows for label in re.findall(r"\w+ \(([^)]+)\)", r["messages"][-1]["content"])]
     assert len(copied) == len(frequency) == len(labels) > 0
     assert all(0.0 <= p <= 1.0 for p in copied) and all(0.0 < f <= 1.0 for f in frequency)
+
+
+def test_shipping_refuses_a_model_not_above_blind_and_writes_a_model_card(tmp_path):
+    """training.ship_small: a model whose SSR-3D − blind interval reaches 0 is refused; a shipped folder
+    is relocatable (its aggregator beside it) and gets a card with the held-out table."""
+    from training.ship_small import NotBetterThanBlind, check_beats_blind, model_card, package
+
+    def results(low: float) -> dict:
+        return {"differences": {"SSR-3D − blind": {"vsi_overall": {"difference": low + 0.05, "ci95": [low, low + 0.1]}}}}
+
+    for refused in ({}, results(-0.02), results(0.0)):
+        with pytest.raises(NotBetterThanBlind):
+            check_beats_blind(refused)
+    difference = check_beats_blind(results(0.03))
+
+    model = build_tiny_ssr(variant="3d", num_frames=4, image_size=(56, 56))
+    model.save_pretrained(tmp_path / "final")
+    (tmp_path / "agg").mkdir()
+    save_file(dict(model.vggt.state_dict()), str(tmp_path / "agg" / "model.safetensors"))
+    (tmp_path / "agg" / "vggt_config.json").write_text("{}")
+    package(tmp_path / "final", tmp_path / "agg", tmp_path / "shipped")
+    assert json.loads((tmp_path / "shipped" / "ssr_config.json").read_text())["vggt_path"] == "aggregator/model.safetensors"
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.md").write_text("| metric | SSR-3D |\n|---|---:|\n| **VSI overall** | 50.0 |\n")
+    card = model_card(tmp_path / "shipped", tmp_path / "results", difference)
+    assert "| **VSI overall** | 50.0 |" in card and "+8.0 points" in card and "[3.0, 13.0]" in card
+    assert f"prompt format version {model.ssr_config.prompt_format_version}" in card

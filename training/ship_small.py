@@ -1,13 +1,16 @@
 """Package a trained small SSR-3D as a relocatable folder with its aggregator and a regression reference.
 
     python -m training.ship_small --checkpoint RUN/stage2/final --aggregator RUN/geometry/aggregator \\
-        --heldout RUN/samples_heldout/eval.jsonl --out models/ssr3d_small
+        --heldout RUN/samples_heldout/eval.jsonl --results RUN/results --out models/ssr3d_small
 
 The folder gets the SSR checkpoint, `aggregator/` (weights + `vggt_config.json`) with
 `ssr_config.json`'s `vggt_path` set to `aggregator/model.safetensors` (relative paths are resolved
 against the checkpoint folder), and `regression.json`: the questions of a few held-out windows,
 how to re-render their frames (scene seed, frame count and size), and the model's answers on
-CPU in float32, which `tests/test_shipped_small_model.py` reproduces.
+CPU in float32, which `tests/test_shipped_small_model.py` reproduces; and `README.md`, the model
+card, with the held-out comparison of `training.report_small table` (`--results`). A model whose
+held-out VSI score is not above the blind baseline's (lower end of the 95 % interval of SSR-3D −
+blind at or below 0) is refused: it must not become the demo's default.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+
+from safetensors.torch import load_file
 
 from ssr_core.data.synthetic.dataset import scene_seed
 from training.small import VGGT_CONFIG_FILE, VGGT_WEIGHTS_FILE
@@ -39,6 +44,57 @@ def package(checkpoint: Path, aggregator: Path, out: Path) -> None:
     config = json.loads(config_file.read_text())
     config["vggt_path"] = f"{AGGREGATOR_DIR}/{VGGT_WEIGHTS_FILE}"
     config_file.write_text(json.dumps(config, indent=2) + "\n")
+
+
+class NotBetterThanBlind(Exception):
+    """The held-out comparison does not show SSR-3D above the blind baseline."""
+
+
+def check_beats_blind(results: dict) -> dict:
+    """SSR-3D − blind on VSI overall from report_small's results.json; refuses unless its CI is above 0."""
+    difference = results.get("differences", {}).get("SSR-3D − blind", {}).get("vsi_overall")
+    if difference is None:
+        raise NotBetterThanBlind("results.json has no 'SSR-3D − blind' comparison (report_small table --compare SSR-3D:blind)")
+    if difference["ci95"][0] <= 0:
+        raise NotBetterThanBlind(
+            f"SSR-3D − blind on VSI overall is {100 * difference['difference']:+.1f} points, 95 % CI "
+            f"[{100 * difference['ci95'][0]:.1f}, {100 * difference['ci95'][1]:.1f}]: not above blind, not shipped"
+        )
+    return difference
+
+
+def model_card(model_dir: Path, results_dir: Path, difference: dict) -> str:
+    """README.md of the shipped folder: what the model is, what it saw, how it scores, what it is not."""
+    config = json.loads((model_dir / "ssr_config.json").read_text())
+    height, width = config["image_size"]
+    parameters = sum(
+        len(tensor.flatten()) for name in ("model.safetensors", "ssr_3d_branch.safetensors", f"{AGGREGATOR_DIR}/{VGGT_WEIGHTS_FILE}")
+        for tensor in load_file(model_dir / name).values()
+    )
+    table = (results_dir / "results.md").read_text().strip()
+    return f"""# ssr3d_small: the small SSR-3D trained by this project
+
+SSR-3D (Qwen2.5-VL layout: ViT 4 x 128, LLM 4 x 256, byte-level BPE of {json.loads((model_dir / "config.json").read_text())["text_config"]["vocab_size"]} tokens;
+3D branch MLP_trans + MLP_3D; a 4-layer, 128-wide VGGT aggregator read at layer {config["spatial_layer"]}, frozen),
+{parameters / 1e6:.1f} M parameters in float32, trained from random weights on one CPU core by
+`scripts/train_small.sh` (docs/RESULTS_SMALL.md has the commands, the curves and the probes).
+
+- Input: windows of {config["num_frames"]} frames of {width}x{height} px (`ssr_config.json`), the project's prompts of
+  prompt format version {config.get("prompt_format_version")} (`ssr_core.language.prompts`); answers are parsed by the
+  same version's parsers.
+- Training data: only synthetic rooms of the data engine (`ssr data synth`, dataset seed 0, 200 scenes).
+  The held-out scores below are on 30 other rooms (dataset seed 1000) it never saw.
+- Held-out VSI overall, SSR-3D − blind: {100 * difference["difference"]:+.1f} points (95 % CI
+  [{100 * difference["ci95"][0]:.1f}, {100 * difference["ci95"][1]:.1f}]).
+- Not for real robots: it has never seen a real image; the paper's models are 7B, trained on
+  real scans.
+- `regression.json`: answers it gave when packaged; `tests/test_shipped_small_model.py` re-renders
+  those windows and checks every answer is unchanged.
+
+## Held-out comparison (`training.report_small table`)
+
+{table}
+"""
 
 
 def regression_reference(model_dir: Path, heldout: Path, windows: int) -> dict:
@@ -74,11 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="stage-2 final/ folder")
     parser.add_argument("--aggregator", required=True, help="folder with model.safetensors + vggt_config.json")
     parser.add_argument("--heldout", required=True, help="held-out QA JSONL (frames relative to its folder)")
+    parser.add_argument("--results", required=True, help="report_small table's folder (results.json, results.md)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--windows", type=int, default=2)
     args = parser.parse_args(argv)
     out = Path(args.out)
+    try:
+        difference = check_beats_blind(json.loads((Path(args.results) / "results.json").read_text()))
+    except NotBetterThanBlind as err:
+        print(f"ship_small: {err}")
+        return 1
     package(Path(args.checkpoint), Path(args.aggregator), out)
+    (out / "README.md").write_text(model_card(out, Path(args.results), difference))
     reference = regression_reference(out, Path(args.heldout), args.windows)
     (out / REGRESSION_FILE).write_text(json.dumps(reference, indent=1) + "\n")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
