@@ -192,6 +192,9 @@ def test_probe_reads_answer_starts_of_distinct_questions(tmp_path):
         assert torch.isclose(probs.sum(), torch.tensor(1.0), atol=1e-4)
     per_window, _ = answer_start_distributions(checkpoint, samples / "train.jsonl", question_type, limit=3, blind=True,
                                                across="windows")
+    same, _ = answer_start_distributions(checkpoint, samples / "train.jsonl", question_type, limit=3, blind=False,
+                                         same_frames=True)
+    assert list(same) == list(dists)
     windows = [key.split(": ")[0] for key in per_window]
     assert len(windows) == len(set(windows)) == min(3, len({r["window"] for r in rows if r["question_type"] == question_type}))
 

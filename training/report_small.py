@@ -11,7 +11,8 @@ training: `--blind` for grey frames), and the largest total-variation distance b
 A model that learnt only each type's marginal answer gives the same distribution for every
 question (distance ~0); one that reads the category of an object-size question does not.
 `--across windows` compares one question from each of distinct windows instead: for a question
-whose text never changes (room size), a distance above 0 can only come from the frames.
+whose text never changes (room size), a distance above 0 can only come from the frames;
+`--same-frames` shows every question the first one's frames, so a distance can only come from the text.
 `copy` asks something simpler: does the language model repeat a word it saw three tokens earlier
 ("vase_1 (vase)" in the cognitive-map prompts)? It prints the mean probability of the repeated
 word against its frequency among those words, which a model that looks nowhere reaches.
@@ -285,14 +286,16 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
 
 
 def answer_start_distributions(
-    checkpoint: Path, data: Path, question_type: str, limit: int, blind: bool, across: str = "questions"
+    checkpoint: Path, data: Path, question_type: str, limit: int, blind: bool, across: str = "questions",
+    same_frames: bool = False,
 ) -> tuple:
     """({key: next-token probabilities where the answer starts}, tokenizer) for up to `limit` questions
     of `question_type` in a training-format JSONL (frames relative to its folder).
 
     `across="questions"`: distinct question texts, keyed by the text (does the answer read the
     question?); `across="windows"`: one question per window, keyed "window: question" (for a type
-    whose question text never changes, such as room size, any difference comes from the frames)."""
+    whose question text never changes, such as room size, any difference comes from the frames).
+    `same_frames`: every question is shown the first one's frames, so any difference comes from the text."""
     import torch
 
     from ssr_core.data.sample_format import read_training_samples
@@ -317,7 +320,10 @@ def answer_start_distributions(
         chosen.setdefault(key, row)
     if not chosen:
         raise SystemExit(f"no {question_type!r} question in {data}")
-    dataset = SampleDataset(list(chosen.values()), data.parent, builder, blind=blind)
+    rows = list(chosen.values())
+    if same_frames:
+        rows = [{**row, "frames": rows[0]["frames"]} for row in rows]
+    dataset = SampleDataset(rows, data.parent, builder, blind=blind)
     distributions = {}
     for index, key in enumerate(chosen):
         item = dataset[index]
@@ -398,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--blind", action="store_true", help="grey frames, as the blind baseline saw")
     p.add_argument("--across", choices=("questions", "windows"), default="questions",
                    help="compare distinct question texts, or one question from each of distinct windows")
+    p.add_argument("--same-frames", action="store_true", help="show every question the first one's frames")
     p = sub.add_parser("copy", help="can the language model copy a word from three tokens back?")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="training-format JSONL with cognitive-map prompts")
@@ -413,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "probe":
         dists, tokenizer = answer_start_distributions(
-            Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind, args.across
+            Path(args.checkpoint), Path(args.data), args.question_type, args.limit, args.blind, args.across, args.same_frames
         )
         shared = 0 if args.across == "windows" else len(os.path.commonprefix(list(dists)))  # the template
         for question, probs in dists.items():
