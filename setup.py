@@ -23,6 +23,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
+        (f"share/{PACKAGE}/models/ssr3d_small", glob("models/ssr3d_small/*.*")),
+        (f"share/{PACKAGE}/models/ssr3d_small/aggregator", glob("models/ssr3d_small/aggregator/*")),
     ],
     # Heavy dependencies (torch, transformers, ROS) come from requirements.txt or the robot's
     # ROS install, so that `colcon build` never pulls a second torch next to a vendor build.

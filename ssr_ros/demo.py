@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ssr_core.data.annotations import WindowAnnotation
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "ssr_node.yaml"
+SHIPPED_MODEL = Path("models") / "ssr3d_small"  # the small SSR-3D trained here (docs/RESULTS_SMALL.md)
 WINDOW_FRAMES = 32  # without a checkpoint; a checkpoint's own num_frames otherwise
 DEMO_SEED = 1  # scene seed of the demo (14 objects in view); launch/demo.launch.py renders the same scene
 DEMO_FRAMES, DEMO_WIDTH, DEMO_HEIGHT = 64, 320, 240
@@ -52,12 +53,28 @@ SEED_HELP = (f"scene seed (default {DEMO_SEED}: 14 objects in view). scripts/tra
              "is a scene the model never saw")
 
 
+def shipped_model() -> Path | None:
+    """models/ssr3d_small from the source tree, else from the installed share directory, else None."""
+    source = Path(__file__).resolve().parents[1] / SHIPPED_MODEL
+    if (source / "ssr_config.json").is_file():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        installed = Path(get_package_share_directory("ssr_ros")) / SHIPPED_MODEL
+    except (ImportError, LookupError):
+        return None
+    return installed if (installed / "ssr_config.json").is_file() else None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ssr_demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("ssr_demo_out"), help="output directory (scene, PNG)")
     p.add_argument("--model", choices=("auto", "ground_truth", "tiny_random", "ssr"), default="auto",
-                   help="auto: the SSR checkpoint when --checkpoint is given, else the ground-truth stand-in")
-    p.add_argument("--checkpoint", default="", help="trained SSR checkpoint directory")
+                   help="auto: --checkpoint when given, else the shipped small SSR-3D (models/ssr3d_small), "
+                        "else the ground-truth stand-in")
+    p.add_argument("--checkpoint", default="", help="trained SSR checkpoint directory (default with --model "
+                   "auto/ssr: the shipped small SSR-3D)")
     p.add_argument("--vggt", default="", help="VGGT aggregator weights (with --checkpoint)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "npu", "cpu"))
     p.add_argument("--frames", type=int, default=DEMO_FRAMES, help="frames in the synthetic recording")
@@ -71,6 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
     args = p.parse_args(argv)
+    if args.model in ("auto", "ssr") and not args.checkpoint:
+        args.checkpoint = str(shipped_model() or "")
     try:
         frames, width, height = model_geometry(args)
     except ValueError as e:
@@ -105,7 +124,10 @@ def model_kind(args) -> str:
 
 def banner(kind: str, args) -> str:
     if kind == "ssr":
-        return (f"model: trained SSR checkpoint {args.checkpoint} ({args.window_frames}-frame windows of "
+        shipped = shipped_model()
+        what = ("the shipped small SSR-3D (trained here on synthetic rooms; its README has the held-out scores)"
+                if shipped is not None and Path(args.checkpoint).resolve() == shipped.resolve() else "trained SSR checkpoint")
+        return (f"model: {what} {args.checkpoint} ({args.window_frames}-frame windows of "
                 f"{args.width}x{args.height} frames)")
     if kind == "tiny_random":
         return ("model: tiny RANDOM SSR model -- the real engine with untrained weights; its answers are noise. "

@@ -83,8 +83,12 @@ def test_a_checkpoint_sets_the_window_and_frame_size(tmp_path):
     for kind in ("ground_truth", "tiny_random"):
         args = demo.parse_args(["--model", kind, "--checkpoint", str(tmp_path)])
         assert (args.window_frames, args.width, args.height) == (demo.WINDOW_FRAMES, demo.DEMO_WIDTH, demo.DEMO_HEIGHT)
-    with pytest.raises(SystemExit):
-        demo.parse_args(["--model", "ssr"])
+    shipped = demo.shipped_model()
+    assert shipped is not None  # models/ssr3d_small is part of the repository
+    for default in ([], ["--model", "ssr"]):  # without --checkpoint: the shipped small SSR-3D, at its geometry
+        args = demo.parse_args(default)
+        assert Path(args.checkpoint) == shipped and demo.model_kind(args) == "ssr"
+        assert (args.window_frames, args.width, args.height) == (8, 168, 112)
     with pytest.raises(SystemExit):
         demo.parse_args(["--checkpoint", str(tmp_path / "missing")])
 
@@ -125,7 +129,7 @@ def run_demo(out: Path, *args: str) -> str:
 @pytest.mark.ros
 @pytest.mark.slow
 def test_ssr_demo_end_to_end(tmp_path: Path):
-    out = run_demo(tmp_path / "out")
+    out = run_demo(tmp_path / "out", "--model", "ground_truth")
     assert "ground-truth stand-in" in out and "NOT a trained model" in out
     assert "Detections7DoF (window 1, 32 frames" in out and "SceneGraph:" in out
     answer = next(line for line in out.splitlines() if line.startswith("A: "))
@@ -135,6 +139,19 @@ def test_ssr_demo_end_to_end(tmp_path: Path):
     assert "14 objects in view, 14 matched, Acc@0.25 1.00, Acc@0.5 1.00" in out  # it publishes the truth
     png = tmp_path / "out" / "bev.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_ssr_demo_runs_the_shipped_small_model_by_default(tmp_path: Path):
+    """`bash scripts/demo.sh` with no arguments: the trained small SSR-3D on a held-out scene, its boxes
+    scored against the ground truth, an answer and the bird's-eye PNG, within the demo's time limit."""
+    pytest.importorskip("torch")
+    out = run_demo(tmp_path / "out", "--device", "cpu")
+    assert "model: the shipped small SSR-3D" in out and "NOT a trained model" not in out
+    assert "rendering a synthetic scene: 64 frames 168x112, seed 1" in out and "Detections7DoF (window 1, 8 frames" in out
+    assert "objects in view," in out and any(line.startswith("A: ") for line in out.splitlines())
+    assert (tmp_path / "out" / "bev.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.ros
