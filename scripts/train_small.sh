@@ -5,11 +5,12 @@
 # With --with-baselines it also trains the comparisons (blind, SSR-3D on a random frozen aggregator),
 # evaluates every model on the held-out questions with `ssr eval run` and writes the results table.
 #
-#   bash scripts/train_small.sh [RUN_DIR] [--with-baselines] [--warmup] [--device cpu|cuda|npu]
+#   bash scripts/train_small.sh [RUN_DIR] [--with-baselines] [--no-warmup] [--device cpu|cuda|npu]
 #                               [--scale K] [--workers N] [--threads N]   (default RUN_DIR: runs/small)
 #
-# --warmup: the language warm-up (warmup_small.yaml: prompt and answer text on grey frames, 600
-#   steps) before stage 1; stage 1 and the blind baseline both start from it.
+# The language warm-up (warmup_small.yaml: prompt and answer text on grey frames, 600 steps) runs
+#   before stage 1, and stage 1 and the blind baseline both start from it; --no-warmup skips it
+#   (run 2 of docs/RESULTS_SMALL.md, with --scale 1 and stage 1 at 1,000 steps).
 # --device: where stages 1/2, the baselines and the evaluations run (geometry pretraining and the data
 #   engine stay on the CPU); --scale K: K times the optimiser steps of stage 1, stage 2 and blind (the
 #   CPU recipe is K=1; docs/RESULTS_SMALL.md says why K~10 is the next step); --workers N: scenes
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 RUN=runs/small
 BASELINES=0
-WARMUP=0
+WARMUP=1
 DEVICE=cpu
 SCALE=1
 WORKERS=1
@@ -28,7 +29,7 @@ THREADS=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --with-baselines) BASELINES=1 ;;
-    --warmup) WARMUP=1 ;;
+    --no-warmup) WARMUP=0 ;;
     --device) DEVICE=${2:?--device needs cpu, cuda or npu}; shift ;;
     --scale) SCALE=${2:?--scale needs a positive integer}; shift ;;
     --workers) WORKERS=${2:?--workers needs a positive integer}; shift ;;
@@ -80,7 +81,7 @@ step base $PY -m training.small --tokenizer "$RUN/base_random" --visual "$RUN/ge
 
 # -- stage 1 (SSR-2D) and stage 2 (SSR-3D)
 DATA=(--set "data.train=$RUN/samples_train/train.jsonl" --set "train.device=$DEVICE")
-S1=$((1000 * SCALE)); S2=$((400 * SCALE)); BLIND=$((1400 * SCALE))  # the YAMLs' 1,000 / 400 steps; blind = both
+S1=$((2000 * SCALE)); S2=$((400 * SCALE)); BLIND=$((S1 + S2))  # the YAMLs' 2,000 / 400 steps; blind = both
 STAGE1_BASE=$RUN/base BLIND_BASE=$RUN/base_random  # the blind model's ViT sees only grey frames
 if [[ $WARMUP == 1 ]]; then
   step warmup $PY -m training.train --config training/configs/warmup_small.yaml "${DATA[@]}" \
