@@ -147,14 +147,22 @@ def synthesize_dataset(
     if out.exists() and not out.is_dir():
         raise SynthesisError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails here, before any rendering
-    render = partial(_synthesize_kth, out, seed, num_frames, width, height, bag, segmentation)
-    scenes = tqdm(range(num_scenes), desc="synth scenes", disable=not progress)
-    if workers == 1:
-        return [render(k) for k in scenes]
     import multiprocessing
 
-    with ProcessPoolExecutor(min(workers, num_scenes), mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(tqdm(pool.map(render, range(num_scenes)), total=num_scenes, desc="synth scenes", disable=not progress))
+    render = partial(_synthesize_kth, out, seed, num_frames, width, height, bag, segmentation)
+    dirs: list[Path] = []
+    # `with` closes the bar on an error or Ctrl-C too, so the one-line message starts on its own line
+    with tqdm(total=num_scenes, desc="synth scenes", disable=not progress) as bar:
+        if workers == 1:
+            for k in range(num_scenes):
+                dirs.append(render(k))
+                bar.update()
+            return dirs
+        with ProcessPoolExecutor(min(workers, num_scenes), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for path in pool.map(render, range(num_scenes)):
+                dirs.append(path)
+                bar.update()
+    return dirs
 
 
 def _synthesize_kth(out: Path, seed: int, num_frames: int, width: int, height: int, bag: bool, segmentation: bool, k: int) -> Path:
