@@ -285,6 +285,18 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------- probe
 
 
+def _probe_inputs(checkpoint: Path, rows: list[dict], root: Path, blind: bool) -> tuple:
+    """(model in eval mode on the CPU, tokenizer, dataset of `rows` built as training builds them)."""
+    from ssr_core.inference.generation import SSRGenerator
+    from ssr_core.model.processing_ssr import SSRInputBuilder
+    from training.dataset import SampleDataset
+
+    generator = SSRGenerator.from_checkpoint(checkpoint, device="cpu")
+    model = generator.model.eval()
+    builder = SSRInputBuilder(generator.tokenizer, model.ssr_config, model.config)
+    return model, generator.tokenizer, SampleDataset(rows, root, builder, blind=blind)
+
+
 def answer_start_distributions(
     checkpoint: Path, data: Path, question_type: str, limit: int, blind: bool, across: str = "questions",
     same_frames: bool = False,
@@ -299,13 +311,8 @@ def answer_start_distributions(
     import torch
 
     from ssr_core.data.sample_format import read_training_samples
-    from ssr_core.inference.generation import SSRGenerator
-    from ssr_core.model.processing_ssr import IGNORE_INDEX, SSRInputBuilder
-    from training.dataset import SampleDataset
+    from ssr_core.model.processing_ssr import IGNORE_INDEX
 
-    generator = SSRGenerator.from_checkpoint(checkpoint, device="cpu")
-    model = generator.model.eval()
-    builder = SSRInputBuilder(generator.tokenizer, model.ssr_config, model.config)
     chosen: dict[str, dict] = {}
     windows: set[str] = set()
     for row in read_training_samples(data):
@@ -323,7 +330,7 @@ def answer_start_distributions(
     rows = list(chosen.values())
     if same_frames:
         rows = [{**row, "frames": rows[0]["frames"]} for row in rows]
-    dataset = SampleDataset(rows, data.parent, builder, blind=blind)
+    model, tokenizer, dataset = _probe_inputs(checkpoint, rows, data.parent, blind)
     distributions = {}
     for index, key in enumerate(chosen):
         item = dataset[index]
@@ -332,7 +339,7 @@ def answer_start_distributions(
         start = int((labels != IGNORE_INDEX).nonzero()[0])  # first answer token; its logits sit one before
         with torch.no_grad():
             distributions[key] = model(**item).logits[0, start - 1].float().softmax(-1)
-    return distributions, generator.tokenizer
+    return distributions, tokenizer
 
 
 def copy_probabilities(checkpoint: Path, data: Path, limit: int, blind: bool) -> tuple[list[float], list[float]]:
@@ -343,17 +350,11 @@ def copy_probabilities(checkpoint: Path, data: Path, limit: int, blind: bool) ->
     import torch
 
     from ssr_core.data.sample_format import read_training_samples
-    from ssr_core.inference.generation import SSRGenerator
-    from ssr_core.model.processing_ssr import SSRInputBuilder
-    from training.dataset import SampleDataset
 
-    generator = SSRGenerator.from_checkpoint(checkpoint, device="cpu")
-    model, tokenizer = generator.model.eval(), generator.tokenizer
-    builder = SSRInputBuilder(tokenizer, model.ssr_config, model.config)
     rows = [r for r in read_training_samples(data) if r.get("task") == TASK_COGMAP][:limit]
     if not rows:
         raise SystemExit(f"no cognitive-map prompt in {data}")
-    dataset = SampleDataset(rows, data.parent, builder, blind=blind)
+    model, tokenizer, dataset = _probe_inputs(checkpoint, rows, data.parent, blind)
     opening = tokenizer.encode(" (")
     probabilities, tokens = [], []
     for index, row in enumerate(rows):
