@@ -133,6 +133,7 @@ def synthesize_dataset(
     `workers` > 1 renders scenes in that many processes (spawned: a forked MuJoCo/OpenGL context is
     not safe to reuse); each scene depends only on its own seed, so the files are the same as with one.
     """
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
@@ -147,8 +148,6 @@ def synthesize_dataset(
     if out.exists() and not out.is_dir():
         raise SynthesisError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails here, before any rendering
-    import multiprocessing
-
     render = partial(_synthesize_kth, out, seed, num_frames, width, height, bag, segmentation)
     dirs: list[Path] = []
     # `with` closes the bar on an error or Ctrl-C too, so the one-line message starts on its own line
