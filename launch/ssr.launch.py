@@ -33,18 +33,21 @@ ARGUMENTS = [
     ("device", "", "auto | cuda | npu | cpu (empty: from params_file)"),
     ("fixed_frame", "", "gravity-aligned fixed frame of the canonical frames and the map (empty: from params_file)"),
     ("map_path", "", "object map file, loaded at configure and saved at shutdown (empty: from params_file)"),
+    ("window_frames", "", "frames per window; a checkpoint's num_frames (empty: from params_file)"),
     ("log_level", "info", "ssr_node log level"),
     ("rviz", "false", "also start RViz with rviz/ssr.rviz"),
 ]
-# launch argument -> string parameter it overrides when non-empty
+# launch argument -> parameter it overrides when non-empty
 OVERRIDES = {"model_kind": "model.kind", "checkpoint": "model.checkpoint", "vggt_path": "model.vggt_path",
              "scene_dir": "model.scene_dir", "device": "model.device", "fixed_frame": "frames.fixed_frame",
-             "map_path": "map.path"}
+             "map_path": "map.path", "window_frames": "window.frames"}
+INTEGER_PARAMETERS = {"window.frames"}
 
 
 def _ssr_node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    overrides = {param: value[arg] for arg, param in OVERRIDES.items() if value[arg]}
+    overrides = {param: int(value[arg]) if param in INTEGER_PARAMETERS else value[arg]
+                 for arg, param in OVERRIDES.items() if value[arg]}
     return [Node(
         package="ssr_ros", executable="ssr_node", name="ssr_node", namespace=value["namespace"],
         parameters=[value["params_file"], overrides],

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,38 +89,49 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=2.0, help="replay speed factor (recording is 10 Hz)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the window and answer")
     args = p.parse_args(argv)
-    if args.model in ("auto", "ssr") and not args.checkpoint:
-        args.checkpoint = str(shipped_model() or "")
     try:
-        frames, width, height = model_geometry(args)
+        model = resolve_model(args.model, args.checkpoint)
     except ValueError as e:
         p.error(str(e))
-    args.window_frames = frames if args.window_frames is None else args.window_frames
-    args.width = width if args.width is None else args.width
-    args.height = height if args.height is None else args.height
+    args.model, args.checkpoint = model.kind, model.checkpoint
+    args.window_frames = model.window_frames if args.window_frames is None else args.window_frames
+    args.width = model.width if args.width is None else args.width
+    args.height = model.height if args.height is None else args.height
     return args
 
 
-def model_geometry(args) -> tuple[int, int, int]:
-    """(window frames, width, height) the model expects: a checkpoint was trained on windows of
-    `num_frames` frames of `image_size`, and is shown the same; the other kinds take any."""
-    if model_kind(args) != "ssr":
-        return WINDOW_FRAMES, DEMO_WIDTH, DEMO_HEIGHT
-    if not args.checkpoint:
-        raise ValueError("--model ssr needs --checkpoint DIR")
+@dataclass(frozen=True)
+class DemoModel:
+    """What the demo graph runs, and the window it shows it."""
+
+    kind: str  # "ssr" | "ground_truth" | "tiny_random"
+    checkpoint: str  # "" unless kind is "ssr"
+    window_frames: int
+    width: int
+    height: int
+
+
+def resolve_model(model: str = "auto", checkpoint: str = "") -> DemoModel:
+    """The demo's model for `ssr_demo --model/--checkpoint` and demo.launch.py's `model`/`checkpoint`.
+
+    auto: `checkpoint` when given, else the shipped small SSR-3D, else the ground-truth stand-in.
+    A checkpoint was trained on windows of `num_frames` frames of `image_size` and is shown the
+    same; the other kinds take any. `ValueError` when `checkpoint` is not an SSR checkpoint.
+    """
+    if model in ("auto", "ssr") and not checkpoint:
+        checkpoint = str(shipped_model() or "")
+    kind = model if model != "auto" else ("ssr" if checkpoint else "ground_truth")
+    if kind != "ssr":
+        return DemoModel(kind, "", WINDOW_FRAMES, DEMO_WIDTH, DEMO_HEIGHT)
+    if not checkpoint:
+        raise ValueError("model ssr needs a checkpoint directory (none given, no shipped model found)")
     from ssr_core.model.configuration_ssr import SSR_CONFIG_NAME, SSRConfig
 
-    if not (Path(args.checkpoint) / SSR_CONFIG_NAME).is_file():
-        raise ValueError(f"--checkpoint {args.checkpoint} has no {SSR_CONFIG_NAME}: not an SSR checkpoint")
-    config = SSRConfig.load(args.checkpoint)
+    if not (Path(checkpoint) / SSR_CONFIG_NAME).is_file():
+        raise ValueError(f"checkpoint {checkpoint} has no {SSR_CONFIG_NAME}: not an SSR checkpoint")
+    config = SSRConfig.load(checkpoint)
     height, width = config.image_size
-    return config.num_frames, width, height
-
-
-def model_kind(args) -> str:
-    if args.model != "auto":
-        return args.model
-    return "ssr" if args.checkpoint else "ground_truth"
+    return DemoModel("ssr", checkpoint, config.num_frames, width, height)
 
 
 def banner(kind: str, args) -> str:
@@ -251,7 +263,7 @@ def run(args) -> int:
     from ssr_ros.replay_node import ReplayNode
     from ssr_ros.ssr_node import SSRNode, executor_threads
 
-    kind = model_kind(args)
+    kind = args.model
     scene_dir = render_scene(args)
     print(f"[2/4] {banner(kind, args)}")
     overrides = {

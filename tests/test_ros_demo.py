@@ -87,7 +87,7 @@ def test_a_checkpoint_sets_the_window_and_frame_size(tmp_path):
     assert shipped is not None  # models/ssr3d_small is part of the repository
     for default in ([], ["--model", "ssr"]):  # without --checkpoint: the shipped small SSR-3D, at its geometry
         args = demo.parse_args(default)
-        assert Path(args.checkpoint) == shipped and demo.model_kind(args) == "ssr"
+        assert Path(args.checkpoint) == shipped and args.model == "ssr"
         assert (args.window_frames, args.width, args.height) == (8, 168, 112)
     with pytest.raises(SystemExit):
         demo.parse_args(["--checkpoint", str(tmp_path / "missing")])
