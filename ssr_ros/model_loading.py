@@ -28,6 +28,7 @@ class LoadedModel:
     trained: bool  # False: results are not from a trained SSR model
     ground_truth: GroundTruthSource | None = field(default=None)
     zero_shot: bool = False  # an untrained base model answering SSR prompts (kind "base")
+    trained_window_frames: int | None = None  # an SSR checkpoint's num_frames: the windows it learnt from
 
     def before_window(self, stamps_ns) -> None:
         if self.ground_truth is not None:
@@ -67,7 +68,18 @@ def load_model(params: NodeParams) -> LoadedModel:
         return LoadedModel(SceneReasoner(engine, **reasoner_args),
                            f"zero-shot base model {model.checkpoint} (not trained for SSR; SSR-2D prompts)",
                            served_on, False, zero_shot=True)
-    return LoadedModel(SceneReasoner(engine, **reasoner_args), f"SSR checkpoint {model.checkpoint}", served_on, True)
+    return LoadedModel(SceneReasoner(engine, **reasoner_args), f"SSR checkpoint {model.checkpoint}", served_on, True,
+                       trained_window_frames=engine.model.ssr_config.num_frames)
+
+
+def window_length_warning(model: LoadedModel, window_frames: int) -> str | None:
+    """Why the configured windows differ from the ones the checkpoint was trained on, or None: a model
+    shown 32 frames after learning from 8 still answers, only further from what it was measured on."""
+    trained = model.trained_window_frames
+    if trained is None or trained == window_frames:
+        return None
+    return (f"window.frames is {window_frames} but the checkpoint was trained on {trained}-frame windows: "
+            f"set window.frames:={trained} (launch argument window_frames) for the accuracy it was measured at")
 
 
 def release_accelerator_memory() -> None:

@@ -53,7 +53,7 @@ from ssr_ros.inputs.frame_ingest import FrameIngest
 from ssr_ros.inputs.image_conversion import ImageDecoder, Rejected, validate
 from ssr_ros.inputs.window_buffer import Frame, TooFewFrames, Window, WindowBuffer
 from ssr_ros.map_adapter import CameraModel, MapKeeper, Outcome, camera_model, map_config, window_detections
-from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory
+from ssr_ros.model_loading import LoadedModel, load_model, release_accelerator_memory, window_length_warning
 from ssr_ros.node_cli import check_command_line, fail
 from ssr_ros.node_params import SPEC_BY_NAME, SPECS, NodeParams, check_model_config, check_update, check_value
 from ssr_ros.outputs.map_messages import (
@@ -241,6 +241,9 @@ class SSRNode(LifecycleNode):
         self.get_logger().info(
             f"model loaded in {time.monotonic() - t0:.1f}s: {self._model.description} on {self._model.device}"
             + ("" if self._model.trained else " -- NOT a trained model, results are not SSR's"))
+        mismatch = window_length_warning(self._model, params.window.frames)
+        if mismatch:
+            self.get_logger().warning(mismatch)
         self._decoder = ImageDecoder(params.model.max_side)
         w = params.window
         self._buffer = WindowBuffer(w.buffer_frames, w.frames, w.min_frames, w.mode, w.duration)

@@ -10,8 +10,9 @@ import pytest
 from ros_helpers import synth_scene
 
 from ssr_core.data.rosbag_io import START_NS
+from ssr_ros.demo import shipped_model
 from ssr_ros.inputs.window_buffer import uniform_indices
-from ssr_ros.model_loading import load_model, release_accelerator_memory
+from ssr_ros.model_loading import load_model, release_accelerator_memory, window_length_warning
 from ssr_ros.node_params import NodeParams, defaults
 
 
@@ -52,6 +53,18 @@ def test_tiny_random_model_runs_the_real_engine():
     perception = model.reasoner.perceive(np.zeros((4, 48, 64, 3), np.uint8), window_id=1)
     assert perception.window_id == 1  # random weights: the answers are noise, recorded as failures
     assert model.reasoner.ask("How many chairs?", (), 1).window_id == 1
+
+
+def test_a_checkpoint_warns_when_its_windows_are_not_the_ones_it_learnt_from():
+    pytest.importorskip("transformers", reason="the SSR engine needs transformers")
+    values = {"model.kind": "ssr", "model.checkpoint": str(shipped_model()), "model.device": "cpu"}
+    model = load_model(_values(**values))
+    assert model.trained and model.trained_window_frames == 8  # the shipped small SSR-3D
+    assert window_length_warning(model, 8) is None
+    warning = window_length_warning(model, 32)  # the parameter file's default
+    assert warning is not None and "trained on 8-frame windows" in warning and "window.frames:=8" in warning
+    stand_in = load_model(_values(**{"model.kind": "ground_truth", "model.scene_dir": str(synth_scene())}))
+    assert window_length_warning(stand_in, 32) is None  # the stand-in takes any window
 
 
 def test_accelerator_caches_are_released_on_cuda_and_npu(monkeypatch):
