@@ -257,6 +257,18 @@ def test_shipping_refuses_a_model_not_above_blind_and_writes_a_model_card(tmp_pa
     assert json.loads((tmp_path / "shipped" / "ssr_config.json").read_text())["vggt_path"] == "aggregator/model.safetensors"
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "results.md").write_text("| metric | SSR-3D |\n|---|---:|\n| **VSI overall** | 50.0 |\n")
-    card = model_card(tmp_path / "shipped", tmp_path / "results", difference)
+
+    def scores(overall: float, per_task: dict, acc: float, cells: float) -> dict:
+        return {"vsi_overall": overall, "vsi_per_task": per_task, "detect_all_acc_025": acc,
+                "detect_all_matched_fraction": 0.5, "cogmap_median_cell_error": cells}
+
+    (tmp_path / "results" / "results.json").write_text(json.dumps({"results": {
+        "SSR-3D": scores(0.5, {"object_counting": 0.9, "room_size_estimation": 0.4}, 0.1, 3.0),
+        "frequency": scores(0.45, {"object_counting": 0.8, "room_size_estimation": 0.6}, 0.0, 4.0)}}))
+    card = model_card(tmp_path / "shipped", tmp_path / "results", difference, "- It reads the category.\n")
     assert "| **VSI overall** | 50.0 |" in card and "+8.0 points" in card and "[3.0, 13.0]" in card
+    caveats = card.split("## Caveats")[1]
+    assert "below the frequency baseline on room_size_estimation." in caveats  # computed, not typed in
+    assert "Acc@0.25 10.0 %" in caveats and "median cell error 3.00 (frequency baseline 4.00)" in caveats
+    assert caveats.rstrip().endswith("- It reads the category.")
     assert f"prompt format version {model.ssr_config.prompt_format_version}" in card

@@ -63,8 +63,23 @@ def check_beats_blind(results: dict) -> dict:
     return difference
 
 
-def model_card(model_dir: Path, results_dir: Path, difference: dict) -> str:
-    """README.md of the shipped folder: what the model is, what it saw, how it scores, what it is not."""
+def standing(results: dict) -> list[str]:
+    """Where SSR-3D stands against the frequency baseline on every target of issue 10 (results.json)."""
+    ssr, frequency = results["results"]["SSR-3D"], results["results"]["frequency"]
+    below = [t for t, v in ssr["vsi_per_task"].items() if v < frequency["vsi_per_task"].get(t, float("-inf"))]
+    return [
+        f"VSI overall {100 * ssr['vsi_overall']:.1f} (frequency baseline {100 * frequency['vsi_overall']:.1f}); "
+        + (f"below the frequency baseline on {', '.join(below)}." if below else "at or above it on every task."),
+        f"Detect-all grounding: Acc@0.25 {100 * ssr['detect_all_acc_025']:.1f} %, "
+        f"{100 * ssr['detect_all_matched_fraction']:.1f} % of objects matched.",
+        f"Cognitive maps: median cell error {ssr['cogmap_median_cell_error']:.2f} "
+        f"(frequency baseline {frequency['cogmap_median_cell_error']:.2f}).",
+    ]
+
+
+def model_card(model_dir: Path, results_dir: Path, difference: dict, caveats: str = "") -> str:
+    """README.md of the shipped folder: what the model is, what it saw, how it scores, what it is not.
+    `caveats`: the run's reading of its own numbers (markdown), under the computed standing."""
     config = json.loads((model_dir / "ssr_config.json").read_text())
     height, width = config["image_size"]
     parameters = sum(
@@ -72,6 +87,7 @@ def model_card(model_dir: Path, results_dir: Path, difference: dict) -> str:
         for tensor in load_file(model_dir / name).values()
     )
     table = (results_dir / "results.md").read_text().strip()
+    limits = "\n".join(f"- {line}" for line in standing(json.loads((results_dir / "results.json").read_text())))
     return f"""# ssr3d_small: the small SSR-3D trained by this project
 
 SSR-3D (Qwen2.5-VL layout: ViT 4 x 128, LLM 4 x 256, byte-level BPE of {json.loads((model_dir / "config.json").read_text())["text_config"]["vocab_size"]} tokens;
@@ -94,6 +110,11 @@ SSR-3D (Qwen2.5-VL layout: ViT 4 x 128, LLM 4 x 256, byte-level BPE of {json.loa
 ## Held-out comparison (`training.report_small table`)
 
 {table}
+
+## Caveats
+
+{limits}
+{caveats.strip()}
 """
 
 
@@ -133,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", required=True, help="report_small table's folder (results.json, results.md)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--windows", type=int, default=2)
+    parser.add_argument("--caveats", type=Path, help="markdown appended to the card's Caveats (the run's reading)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
@@ -141,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ship_small: {err}")
         return 1
     package(Path(args.checkpoint), Path(args.aggregator), out)
-    (out / "README.md").write_text(model_card(out, Path(args.results), difference))
+    caveats = args.caveats.read_text() if args.caveats else ""
+    (out / "README.md").write_text(model_card(out, Path(args.results), difference, caveats))
     reference = regression_reference(out, Path(args.heldout), args.windows)
     (out / REGRESSION_FILE).write_text(json.dumps(reference, indent=1) + "\n")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
