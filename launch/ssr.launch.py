@@ -41,13 +41,14 @@ ARGUMENTS = [
 OVERRIDES = {"model_kind": "model.kind", "checkpoint": "model.checkpoint", "vggt_path": "model.vggt_path",
              "scene_dir": "model.scene_dir", "device": "model.device", "fixed_frame": "frames.fixed_frame",
              "map_path": "map.path", "window_frames": "window.frames"}
-INTEGER_PARAMETERS = {"window.frames"}
 
 
 def _ssr_node(context):
+    from ssr_ros.node_params import defaults
+
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    overrides = {param: int(value[arg]) if param in INTEGER_PARAMETERS else value[arg]
-                 for arg, param in OVERRIDES.items() if value[arg]}
+    kinds = defaults()  # each parameter's declared type: a launch argument is text
+    overrides = {param: type(kinds[param])(value[arg]) for arg, param in OVERRIDES.items() if value[arg]}
     return [Node(
         package="ssr_ros", executable="ssr_node", name="ssr_node", namespace=value["namespace"],
         parameters=[value["params_file"], overrides],
